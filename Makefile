@@ -1,0 +1,114 @@
+# checkout saga orchestrator
+#
+#   make            build bin/checkoutd, bin/mock-stripe, bin/mock-notify
+#   make run        install what is missing, start Postgres + mocks, run the server
+#   make test       install what is missing, build with ASan+UBSan, run every suite
+#   make bench      throughput against the bare SQL baseline (prints a table)
+#   make chaos      the long crash/fault run (a short smoke of it is in make test)
+#
+# Two build flavours share one rule set: the release build in build/rel (binaries
+# copied to bin/) and the sanitizer build in build/san that the tests use.
+
+PKGS    := libpq libcurl jansson uuid libmicrohttpd libcrypto
+CC      ?= cc
+SAN     ?= 0
+ifeq ($(SAN),1)
+BUILD   := build/san
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+BUILD   := build/rel
+OPT     := -O2 -g
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -pthread \
+           -D_GNU_SOURCE -Isrc -Istates -Iwebhooks $(PKG_CFLAGS) $(OPT) -MMD -MP
+LDFLAGS += -pthread $(OPT)
+LDLIBS  += $(PKG_LIBS) -lm
+
+# Everything in src/, states/ and webhooks/ except the server's main() is the
+# core library that the server, the mocks and the tests link.
+CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c states/*.c webhooks/*.c))
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/sql_embed.o
+SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
+CORE_LIB  := $(BUILD)/libco.a
+
+MOCK_SRCS := $(wildcard mocks/mock_*.c)
+MOCK_BINS := $(patsubst mocks/mock_%.c,$(BUILD)/bin/mock-%,$(MOCK_SRCS))
+MOCK_COMMON := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(MOCK_SRCS),$(wildcard mocks/*.c)))
+
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+TEST_COMMON := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(TEST_SRCS),$(wildcard tests/*.c)))
+
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+
+BINS := $(BUILD)/bin/checkoutd $(MOCK_BINS)
+
+.PHONY: all build deps run test bench chaos clean tests-build format-check
+all: deps
+	@$(MAKE) --no-print-directory build
+	@mkdir -p bin && cp -f $(BINS) bin/
+
+build: $(BINS) $(TEST_BINS) $(BENCH_BINS)
+
+tests-build: $(BINS) $(TEST_BINS)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"; $(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/sql_embed.c: $(SQL_FILES) scripts/embed_sql.sh
+	@mkdir -p $(dir $@)
+	scripts/embed_sql.sh $@ $(SQL_FILES)
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	@echo "  CC $<"; $(CC) $(CFLAGS) -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/checkoutd: $(BUILD)/src/main.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/bin/mock-%: $(BUILD)/mocks/mock_%.o $(MOCK_COMMON) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+run: all
+	@scripts/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory SAN=1 tests-build
+	@$(MAKE) --no-print-directory all
+	@scripts/test.sh
+
+bench: all
+	@$(MAKE) --no-print-directory build
+	@scripts/bench.sh
+
+chaos: deps
+	@$(MAKE) --no-print-directory SAN=1 tests-build
+	@CHAOS_LONG=1 scripts/test.sh chaos
+
+clean:
+	rm -rf build bin
+
+-include $(CORE_OBJS:.o=.d) $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)

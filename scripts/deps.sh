@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, the tests and the local demo need.
+# Idempotent: does nothing when every package is present. Needs root (or sudo)
+# only when something is missing.
+set -euo pipefail
+
+pkgs=(build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev
+      uuid-dev libmicrohttpd-dev check libssl-dev postgresql curl ca-certificates
+      nodejs npm openssl)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+# nodejs/npm may come from elsewhere than Debian's packages: a working binary is enough.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  keep=()
+  for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || keep+=("$p"); done
+  missing=("${keep[@]+"${keep[@]}"}")
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs every test suite against a real PostgreSQL (the private cluster under
+# var/pg unless DATABASE_URL names another server) with the sanitizer build.
+#
+#   scripts/test.sh            every suite
+#   scripts/test.sh NAME...    only build/san/tests/test_NAME (and sdk for the Node suite)
+#
+# Each Check suite gets fresh databases cloned from a migrated template
+# (tests/harness.c). Prints "N passed, N failed" (suites) at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd -P)
+
+export CO_ROOT="$top"
+export CO_BIN_DIR="$top/build/san/bin"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/lsan.supp:print_suppressions=0}
+
+started_pg=0
+if [ -z "${DATABASE_URL:-}" ]; then
+  if ! scripts/pg.sh status; then started_pg=1; fi
+  admin_url=$(scripts/pg.sh start) || exit 1
+else
+  admin_url=$DATABASE_URL
+fi
+cleanup() { [ "$started_pg" = 1 ] && scripts/pg.sh stop; }
+trap cleanup EXIT
+
+template="co_tpl_$(printf '%s' "$top" | cksum | cut -d' ' -f1)"
+export CO_TEST_ADMIN_URL="$admin_url"
+export CO_TEST_TEMPLATE="$template"
+# The template: dropped and rebuilt each run so it always has every migration.
+tpl_url=$(scripts/dburl.sh "$admin_url" "$template")
+psql -qX -v ON_ERROR_STOP=1 "$admin_url" >/dev/null <<SQL || { echo "test.sh: cannot reach PostgreSQL" >&2; exit 1; }
+UPDATE pg_database SET datistemplate = false WHERE datname = '$template';
+DROP DATABASE IF EXISTS "$template" WITH (FORCE);
+CREATE DATABASE "$template";
+SQL
+DATABASE_URL="$tpl_url" "$CO_BIN_DIR/checkoutd" migrate || { echo "test.sh: migrations failed" >&2; exit 1; }
+psql -qX -v ON_ERROR_STOP=1 "$admin_url" -c "UPDATE pg_database SET datistemplate = true WHERE datname = '$template'" >/dev/null
+
+want=("$@")
+selected() {
+  [ ${#want[@]} -eq 0 ] && return 0
+  local w
+  for w in "${want[@]}"; do [ "$w" = "$1" ] && return 0; done
+  return 1
+}
+
+passed=0 failed=0 failed_names=()
+start_all=$(date +%s)
+for t in "$CO_BIN_DIR"/../tests/test_*; do
+  [ -x "$t" ] || continue
+  name=$(basename "$t"); name=${name#test_}
+  selected "$name" || continue
+  echo "=== $name"
+  t0=$(date +%s)
+  if "$t"; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=("$name"); fi
+  echo "--- $name: $(( $(date +%s) - t0 ))s"
+done
+if [ -x tests/sdk/run.sh ] && selected sdk; then
+  echo "=== sdk"
+  if tests/sdk/run.sh; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(sdk); fi
+fi
+echo "test.sh: $(( $(date +%s) - start_all ))s${failed_names[*]:+, failed: ${failed_names[*]}}"
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

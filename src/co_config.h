@@ -1,0 +1,33 @@
+/* Configuration from the environment (SPEC section 4). */
+#ifndef CO_CONFIG_H
+#define CO_CONFIG_H
+
+#include <stdbool.h>
+
+typedef struct {
+    char *database_url;
+    char *listen_host;
+    unsigned listen_port;
+    char *stripe_api_base;
+    char *stripe_secret_key;
+    char *stripe_webhook_secret;
+    char *restock_webhook_secret;
+    char *auth_jwt_secret;
+    char *admin_api_key;
+    char *notify_url;
+    int reservation_ttl_seconds;
+    int workers;               /* WORKERS: saga/DB worker threads, default 32 */
+    int lease_seconds;         /* SAGA_LEASE_SECONDS: a saga's owner lease, default 30 */
+    int recovery_interval_ms;  /* RECOVERY_INTERVAL_MS: recovery/expiry sweep period, default 1000 */
+    long stripe_timeout_ms;    /* STRIPE_TIMEOUT_MS, default 10000 */
+    int stripe_max_retries;    /* STRIPE_MAX_RETRIES, default 3 */
+    int notify_max_attempts;   /* NOTIFY_MAX_ATTEMPTS before dead-letter, default 8 */
+    char *crash_at;            /* CHECKOUTD_CRASH_AT: test-only, abort at this saga step */
+} co_config;
+
+/* Reads the environment. On a missing required secret or a bad value, writes a
+ * message to err (never the secret's value) and returns false. */
+bool co_config_load(co_config *cfg, char *err, unsigned err_len);
+void co_config_free(co_config *cfg);
+
+#endif

@@ -1,0 +1,65 @@
+/* Postgres access: one connection per thread (a PGconn is not thread-safe),
+ * results classified four ways, and a transaction runner with bounded retries.
+ * Every query with outside data goes through PQexecParams (unnamed statements,
+ * so the server also works behind pgbouncer's transaction pooling). */
+#ifndef CO_DB_H
+#define CO_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+typedef enum {
+    CO_DB_HARD = -2, /* an error that a retry will not fix (or a raised business error) */
+    CO_DB_SOFT = -1, /* retry: serialization failure, deadlock, lost connection */
+    CO_DB_NONE = 0,  /* success, no rows */
+    CO_DB_ROWS = 1,  /* success, one or more rows */
+} co_db_status;
+
+typedef struct co_db co_db;
+
+/* The outcome of one statement. res is owned here: co_dbr_clear frees it. */
+typedef struct {
+    co_db_status status;
+    PGresult *res;
+    char sqlstate[6];
+    char message[256];
+    char detail[256];
+} co_dbr;
+
+/* Connects (lazily reconnecting later if the server goes away). Never NULL
+ * except on OOM; a failed first connect is retried on the first query. */
+co_db *co_db_open(const char *conninfo);
+void co_db_close(co_db *db);
+/* The live connection, reconnecting if needed; NULL when the server is unreachable. */
+PGconn *co_db_conn(co_db *db);
+
+/* Maps a result to the four values; fills sqlstate/message/detail on errors.
+ * SQLSTATE class 40 (40001, 40P01), 08 (connection), 57P0x (shutdown) are soft. */
+co_db_status co_db_classify(PGconn *conn, PGresult *res, co_dbr *out);
+
+/* Runs one parameterised statement (text params, NULL = SQL NULL). */
+co_db_status co_db_exec(co_db *db, co_dbr *r, const char *sql, int nparams,
+                        const char *const *params);
+/* The same, in autocommit, retried (bounded, with backoff) while soft. Only for
+ * statements that are a whole transaction by themselves. */
+co_db_status co_db_call(co_db *db, co_dbr *r, const char *sql, int nparams,
+                        const char *const *params);
+void co_dbr_clear(co_dbr *r);
+
+/* The transaction runner. fn runs between BEGIN and COMMIT and returns the
+ * status of its work. Contract for fn: on CO_DB_SOFT the runner rolls back and
+ * calls fn again (up to CO_DB_MAX_RETRIES times), so fn MUST NOT have done
+ * anything outside the transaction (no reply queued, no HTTP call) before it
+ * returns soft. On CO_DB_HARD the runner rolls back and returns HARD. On NONE
+ * or ROWS it commits; a soft failure of COMMIT retries the whole of fn. */
+#define CO_DB_MAX_RETRIES 8
+typedef co_db_status (*co_tx_fn)(co_db *db, void *cls);
+co_db_status co_db_tx(co_db *db, co_tx_fn fn, void *cls);
+
+/* Cell helpers (row 0 unless named). */
+const char *co_dbr_get(const co_dbr *r, int row, int col); /* NULL for SQL NULL */
+long long co_dbr_ll(const co_dbr *r, int row, int col);
+bool co_dbr_bool(const co_dbr *r, int row, int col);
+int co_dbr_rows(const co_dbr *r);
+
+#endif

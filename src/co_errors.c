@@ -1,0 +1,17 @@
+#include "co_errors.h"
+
+#include <stddef.h>
+
+static const co_err_info registry[] = {
+#define CO_ERR_ROW(name, num, st, h) {CO_ERR_##name, #name, st, h},
+    CO_ERRORS(CO_ERR_ROW)
+#undef CO_ERR_ROW
+};
+
+const co_err_info *co_err_get(co_err err)
+{
+    for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
+        if (registry[i].err == err)
+            return &registry[i];
+    return co_err_get(CO_ERR_internal_error);
+}

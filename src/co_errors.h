@@ -1,0 +1,59 @@
+/* The error registry: every error the API answers with, in one table.
+ * Clients switch on `code`; the number is ours (ranges by area), the HTTP
+ * status and the hint are fixed per code. Every error reply is built from it
+ * (co_http_error in co_http.h). */
+#ifndef CO_ERRORS_H
+#define CO_ERRORS_H
+
+/*  X(name, number, http status, hint)    name is the wire `code` */
+#define CO_ERRORS(X)                                                                         \
+    /* 1xxx: the request itself */                                                           \
+    X(invalid_request, 1000, 400, "The request is malformed; see `param`.")                  \
+    X(invalid_json, 1001, 400, "The body is not valid JSON.")                                \
+    X(payload_too_large, 1002, 413, "The body is larger than the server accepts.")           \
+    X(not_found, 1003, 404, "No such route.")                                                \
+    X(method_not_allowed, 1004, 405, "The route does not take this method.")                 \
+    X(unsupported_media_type, 1005, 415, "Send Content-Type: application/json.")             \
+    /* 2xxx: who is asking */                                                                \
+    X(unauthenticated, 2000, 401, "A valid bearer token is required.")                       \
+    X(forbidden, 2001, 403, "This key may not do that.")                                     \
+    /* 3xxx: catalogue and stock */                                                          \
+    X(item_not_found, 3000, 404, "No item has this id.")                                     \
+    X(out_of_stock, 3001, 409, "Not enough units of an item are free; see `item_id`.")       \
+    X(sku_exists, 3002, 409, "An item with this sku exists.")                                \
+    /* 4xxx: orders and checkout */                                                          \
+    X(order_not_found, 4000, 404, "No order of yours has this id.")                          \
+    X(idempotency_key_reused, 4001, 422, "This Idempotency-Key was used with another body.") \
+    X(request_in_progress, 4002, 409, "The first request with this key is still running.")  \
+    X(order_state_conflict, 4003, 409, "The order's state does not allow this.")             \
+    /* 5xxx: payment */                                                                      \
+    X(payment_declined, 5000, 402, "The card was declined; see `decline_code`.")             \
+    X(authentication_required, 5001, 402, "The card needs the shopper to authenticate.")     \
+    X(payment_provider_unavailable, 5002, 503, "The payment provider cannot be reached.")    \
+    X(payment_provider_error, 5003, 502, "The payment provider refused the request.")        \
+    /* 6xxx: webhooks */                                                                     \
+    X(signature_missing, 6000, 400, "The signature header is missing.")                      \
+    X(signature_invalid, 6001, 400, "The signature does not match the body.")                \
+    X(signature_expired, 6002, 400, "The signature's timestamp is outside the tolerance.")   \
+    /* 9xxx: ours */                                                                         \
+    X(internal_error, 9000, 500, "Something failed on our side; nothing was charged twice.") \
+    X(service_unavailable, 9001, 503, "The server is busy or its database is down; retry.")
+
+typedef enum {
+    CO_OK = 0,
+#define CO_ERR_ENUM(name, num, status, hint) CO_ERR_##name = num,
+    CO_ERRORS(CO_ERR_ENUM)
+#undef CO_ERR_ENUM
+} co_err;
+
+typedef struct {
+    co_err err;
+    const char *code;   /* wire name */
+    unsigned status;    /* HTTP status */
+    const char *hint;   /* default message */
+} co_err_info;
+
+/* The registry entry; an unknown value gives internal_error's entry. */
+const co_err_info *co_err_get(co_err err);
+
+#endif
