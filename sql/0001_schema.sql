@@ -20,7 +20,7 @@ CREATE TABLE orders (
     user_id                uuid NOT NULL,
     status                 text NOT NULL CHECK (status IN (
                                'pending', 'reserved', 'awaiting_payment', 'authorized',
-                               'captured', 'confirmed',
+                               'captured', 'confirmed', 'voiding', 'refunding',
                                'failed', 'expired', 'cancelled', 'refunded')),
     flow                   text NOT NULL CHECK (flow IN ('server', 'mobile')),
     payment_method         text,
@@ -32,22 +32,27 @@ CREATE TABLE orders (
     failure_code           text,
     decline_code           text,
     reservation_expires_at timestamptz,
-    cancel_requested       boolean NOT NULL DEFAULT false,
+    compensate_to          text CHECK (compensate_to IN ('failed', 'expired', 'cancelled', 'refunded')),
     lease_owner            text,
     lease_until            timestamptz,
     attempts               integer NOT NULL DEFAULT 0,
     created_at             timestamptz NOT NULL DEFAULT now(),
     updated_at             timestamptz NOT NULL DEFAULT now(),
     CHECK (status NOT IN ('failed', 'expired', 'cancelled', 'refunded') OR NOT stock_held),
-    CHECK (status <> 'failed' OR failure_code IS NOT NULL)
+    CHECK (status <> 'failed' OR failure_code IS NOT NULL),
+    CHECK (status NOT IN ('voiding', 'refunding') OR compensate_to IS NOT NULL)
 );
+COMMENT ON COLUMN orders.status IS
+  'The saga state (states/saga.h says what holds in each). voiding/refunding are compensation in '
+  'progress; compensate_to is the terminal state they end in.';
 COMMENT ON COLUMN orders.stock_held IS
   'True while the order holds its lines'' units. Set by co_take_stock, cleared by co_release_order; '
   'a terminal order other than confirmed never holds stock.';
 COMMENT ON COLUMN orders.lease_until IS
   'The worker driving this saga owns it until then; recovery picks up live orders whose lease lapsed.';
 CREATE INDEX orders_live_idx ON orders (lease_until)
-    WHERE status IN ('pending', 'reserved', 'awaiting_payment', 'authorized', 'captured');
+    WHERE status IN ('pending', 'reserved', 'awaiting_payment', 'authorized', 'captured',
+                     'voiding', 'refunding');
 CREATE INDEX orders_status_idx ON orders (status, id);
 CREATE INDEX orders_user_idx ON orders (user_id);
 
@@ -90,7 +95,7 @@ CREATE TABLE checkout_requests (
     user_id          uuid NOT NULL,
     idempotency_key  text NOT NULL CHECK (length(idempotency_key) BETWEEN 1 AND 255),
     request_hash     text NOT NULL,
-    order_id         uuid NOT NULL,
+    order_id         uuid NOT NULL UNIQUE,
     response_status  integer,
     response_body    text,
     created_at       timestamptz NOT NULL DEFAULT now(),

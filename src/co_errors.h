@@ -5,6 +5,8 @@
 #ifndef CO_ERRORS_H
 #define CO_ERRORS_H
 
+#include <jansson.h>
+
 /*  X(name, number, http status, hint)    name is the wire `code` */
 #define CO_ERRORS(X)                                                                         \
     /* 1xxx: the request itself */                                                           \
@@ -55,5 +57,10 @@ typedef struct {
 
 /* The registry entry; an unknown value gives internal_error's entry. */
 const co_err_info *co_err_get(co_err err);
+
+/* The error body {"error":{"code":..., "message":..., ...extra}} as a malloc'd
+ * string. message NULL = the registry's hint; extra (may be NULL) is merged
+ * into the error object and its reference stolen. */
+char *co_error_body(co_err err, const char *message, json_t *extra);
 
 #endif

@@ -1,35 +1,126 @@
 /* bin/checkoutd: the checkout saga server.
  *
- *   checkoutd            apply migrations, then serve (SPEC section 5)
- *   checkoutd migrate    apply migrations and exit
+ *   checkoutd                 apply migrations, then serve (SPEC section 5)
+ *   checkoutd migrate         apply migrations and exit
+ *   checkoutd token SUB [TTL] print a shopper JWT for user SUB (AUTH_JWT_SECRET)
  */
+#include "co_app.h"
 #include "co_db.h"
+#include "co_jwt.h"
 #include "co_log.h"
 #include "co_migrate.h"
+#include "co_recovery.h"
 
+#include <curl/curl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int migrate_url(const char *url)
+{
+    co_db *db = co_db_open(url);
+    int n;
+
+    if (db == NULL)
+        return -1;
+    n = co_migrate(db);
+    co_db_close(db);
+    if (n >= 0)
+        CO_INFO("migrate", "%d migration(s) applied", n);
+    return n;
+}
 
 static int cmd_migrate(void)
 {
     const char *url = getenv("DATABASE_URL");
-    co_db *db;
-    int n;
 
     if (url == NULL || url[0] == '\0') {
         fprintf(stderr, "checkoutd: DATABASE_URL is required\n");
         return 2;
     }
-    db = co_db_open(url);
-    if (db == NULL)
+    return migrate_url(url) < 0 ? 1 : 0;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    const char *secret = getenv("AUTH_JWT_SECRET");
+    long ttl = argc > 3 ? strtol(argv[3], NULL, 10) : 86400;
+    char *tok;
+
+    if (argc < 3 || secret == NULL || secret[0] == '\0') {
+        fprintf(stderr, "usage: AUTH_JWT_SECRET=... checkoutd token USER_UUID [TTL_SECONDS]\n");
+        return 2;
+    }
+    tok = co_jwt_sign(secret, argv[2], (long long)time(NULL) + ttl, time(NULL));
+    if (tok == NULL) {
+        fprintf(stderr, "checkoutd: cannot sign (is USER_UUID a uuid?)\n");
         return 1;
-    n = co_migrate(db);
-    co_db_close(db);
-    if (n < 0)
-        return 1;
-    CO_INFO("migrate", "%d migration(s) applied", n);
+    }
+    printf("%s\n", tok);
+    free(tok);
     return 0;
+}
+
+static int serve(void)
+{
+    co_app app;
+    char err[256];
+    sigset_t sigs;
+    int sig = 0;
+    co_http *http;
+    co_recovery rec;
+    char host[64] = "localhost";
+    co_http_config hc;
+
+    memset(&app, 0, sizeof app);
+    if (!co_config_load(&app.cfg, err, sizeof err)) {
+        fprintf(stderr, "checkoutd: %s\n", err);
+        co_config_free(&app.cfg);
+        return 2;
+    }
+    gethostname(host, sizeof host - 1);
+    snprintf(app.owner, sizeof app.owner, "%s:%d", host, (int)getpid());
+
+    /* Signals are taken by sigwait below: block them before any thread starts. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    if (migrate_url(app.cfg.database_url) < 0) {
+        fprintf(stderr, "checkoutd: cannot apply migrations (is DATABASE_URL reachable?)\n");
+        goto fail;
+    }
+    hc = (co_http_config){
+        .host = app.cfg.listen_host, .port = app.cfg.listen_port, .routes = co_routes,
+        .workers = app.cfg.workers, .worker_new = co_worker_new,
+        .worker_free = co_worker_free, .app = &app,
+    };
+    http = co_http_start(&hc);
+    if (http == NULL)
+        goto fail;
+    co_recovery_start(&rec, &app);
+    printf("checkoutd listening on http://%s:%u\n", app.cfg.listen_host, co_http_port(http));
+    fflush(stdout);
+
+    sigwait(&sigs, &sig);
+    CO_INFO("main", "signal %d: stopping", sig);
+    atomic_store(&app.stopping, true);
+    co_recovery_stop(&rec);
+    co_http_stop(http);
+    co_config_free(&app.cfg);
+    curl_global_cleanup();
+    return 0;
+
+fail:
+    co_config_free(&app.cfg);
+    curl_global_cleanup();
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -37,6 +128,11 @@ int main(int argc, char **argv)
     co_log_init();
     if (argc > 1 && strcmp(argv[1], "migrate") == 0)
         return cmd_migrate();
-    fprintf(stderr, "usage: checkoutd [migrate]\n");
-    return 2;
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return cmd_token(argc, argv);
+    if (argc > 1) {
+        fprintf(stderr, "usage: checkoutd [migrate | token USER_UUID [TTL]]\n");
+        return 2;
+    }
+    return serve();
 }

@@ -1,0 +1,189 @@
+/* Worker contexts, the route table, and what every handler shares. */
+#include "co_app.h"
+
+#include "co_jwt.h"
+#include "co_log.h"
+#include "co_sig.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+const co_route co_routes[] = {
+    {"GET", "/healthz", co_api_healthz, true},
+    {"GET", "/metrics", co_api_metrics, true},
+    {"POST", "/v1/checkout", co_api_checkout, false},
+    {"GET", "/v1/orders/*", co_api_order_get, false},
+    {"POST", "/v1/orders/*/cancel", co_api_order_cancel, false},
+    {"POST", "/v1/orders/*/confirm", co_api_order_confirm, false},
+    {"GET", "/v1/items/*", co_api_item_get, false},
+    {"POST", "/v1/items/*/back-in-stock", co_api_item_subscribe, false},
+    {"POST", "/v1/admin/items", co_api_admin_item_create, false},
+    {"GET", "/v1/admin/orders", co_api_admin_orders, false},
+    {"GET", "/v1/admin/orders/*", co_api_admin_order_get, false},
+    {"POST", "/webhooks/stripe", co_webhook_stripe, false},
+    {"POST", "/webhooks/restock", co_webhook_restock, false},
+    {NULL, NULL, NULL, false},
+};
+
+co_worker *co_worker_new(void *p)
+{
+    co_app *app = p;
+    co_worker *w = calloc(1, sizeof *w);
+    co_stripe_config sc = {
+        .api_base = app->cfg.stripe_api_base,
+        .secret_key = app->cfg.stripe_secret_key,
+        .timeout_ms = app->cfg.stripe_timeout_ms,
+        .max_retries = app->cfg.stripe_max_retries,
+    };
+
+    if (w == NULL)
+        return NULL;
+    w->app = app;
+    w->db = co_db_open(app->cfg.database_url);
+    w->stripe = co_stripe_new(&sc);
+    if (w->db == NULL || w->stripe == NULL) {
+        co_worker_free(w);
+        return NULL;
+    }
+    w->saga.db = w->db;
+    w->saga.pay = co_pay_port_stripe(w->stripe);
+    w->saga.owner = app->owner;
+    w->saga.lease_seconds = app->cfg.lease_seconds;
+    w->saga.crash_at = app->cfg.crash_at;
+    return w;
+}
+
+void co_worker_free(co_worker *w)
+{
+    if (w == NULL)
+        return;
+    co_saga_reset(&w->saga);
+    co_db_close(w->db);
+    co_stripe_free(w->stripe);
+    free(w);
+}
+
+bool co_api_user(co_worker *w, const co_req *req, co_resp *resp, char user[37])
+{
+    co_jwt_claims claims;
+    co_jwt_result r;
+    char msg[96];
+
+    if (req->authorization == NULL || strncasecmp(req->authorization, "Bearer ", 7) != 0) {
+        co_resp_error(resp, CO_ERR_unauthenticated, "Send Authorization: Bearer <token>.", NULL);
+        return false;
+    }
+    r = co_jwt_verify(req->authorization + 7, w->app->cfg.auth_jwt_secret, time(NULL), &claims);
+    if (r != CO_JWT_OK) {
+        snprintf(msg, sizeof msg, "The bearer token is not valid (%s).", co_jwt_result_name(r));
+        co_resp_error(resp, CO_ERR_unauthenticated, msg, NULL);
+        return false;
+    }
+    memcpy(user, claims.sub, 37);
+    return true;
+}
+
+bool co_api_admin(co_worker *w, const co_req *req, co_resp *resp)
+{
+    const char *key = w->app->cfg.admin_api_key;
+
+    if (req->authorization == NULL || strncasecmp(req->authorization, "Bearer ", 7) != 0 ||
+        !co_const_eq(req->authorization + 7, strlen(req->authorization + 7), key, strlen(key))) {
+        co_resp_error(resp, CO_ERR_unauthenticated, "Send Authorization: Bearer <ADMIN_API_KEY>.",
+                      NULL);
+        return false;
+    }
+    return true;
+}
+
+json_t *co_api_body(const co_req *req, co_resp *resp)
+{
+    json_error_t e;
+    json_t *j;
+    char msg[256];
+
+    if (req->body == NULL || req->body_len == 0) {
+        co_resp_error(resp, CO_ERR_invalid_json, "The body is empty; send a JSON object.", NULL);
+        return NULL;
+    }
+    j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (j == NULL) {
+        snprintf(msg, sizeof msg, "The body is not valid JSON: %s (at character %d).", e.text,
+                 e.position);
+        co_resp_error(resp, CO_ERR_invalid_json, msg, NULL);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        co_api_bad_field(resp, "body", "The body must be a JSON object.");
+        return NULL;
+    }
+    return j;
+}
+
+bool co_api_uuid(const char *s, char out[37])
+{
+    uuid_t u;
+
+    if (s == NULL || strlen(s) != 36 || uuid_parse(s, u) != 0)
+        return false;
+    uuid_unparse_lower(u, out);
+    return true;
+}
+
+void co_api_bad_field(co_resp *resp, const char *param, const char *message)
+{
+    co_resp_error(resp, CO_ERR_invalid_request, message, json_pack("{s:s}", "param", param));
+}
+
+void co_api_db_error(co_resp *resp, co_db_status st)
+{
+    co_resp_error(resp, st == CO_DB_SOFT ? CO_ERR_service_unavailable : CO_ERR_internal_error,
+                  NULL, NULL);
+}
+
+void co_api_order(co_worker *w, co_resp *resp, const char *order_id, const char *user_or_null,
+                  unsigned status)
+{
+    const char *params[2] = {order_id, user_or_null};
+    co_dbr r;
+    co_db_status st;
+
+    st = co_db_call(w->db, &r,
+                    "SELECT co_order_json(id)::text FROM orders"
+                    " WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2::uuid)",
+                    2, params);
+    if (st == CO_DB_ROWS)
+        co_resp_raw(resp, status, co_dbr_get(&r, 0, 0), strlen(co_dbr_get(&r, 0, 0)));
+    else if (st == CO_DB_NONE)
+        co_resp_error(resp, CO_ERR_order_not_found, NULL, NULL);
+    else
+        co_api_db_error(resp, st);
+    co_dbr_clear(&r);
+}
+
+void co_api_healthz(co_worker *w, const co_req *req, co_resp *resp)
+{
+    (void)w;
+    (void)req;
+    co_resp_raw(resp, 200, "{\"status\":\"ok\"}", 15);
+}
+
+void co_api_metrics(co_worker *w, const co_req *req, co_resp *resp)
+{
+    char *text = co_metrics_render();
+    (void)w;
+    (void)req;
+
+    if (text == NULL) {
+        co_resp_error(resp, CO_ERR_internal_error, NULL, NULL);
+        return;
+    }
+    co_resp_raw(resp, 200, text, strlen(text));
+    free(text);
+    resp->content_type = "text/plain; version=0.0.4";
+}

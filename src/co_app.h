@@ -1,0 +1,68 @@
+/* The server process: configuration, the per-thread worker context that
+ * handlers get, and the helpers every handler shares (auth, JSON bodies). */
+#ifndef CO_APP_H
+#define CO_APP_H
+
+#include "co_config.h"
+#include "co_db.h"
+#include "co_http.h"
+#include "co_stripe.h"
+#include "saga.h"
+
+#include <jansson.h>
+#include <stdatomic.h>
+
+typedef struct {
+    co_config cfg;
+    char owner[96];        /* lease owner id: host:pid */
+    atomic_bool stopping;
+} co_app;
+
+struct co_worker {
+    co_app *app;
+    co_db *db;
+    co_stripe *stripe;
+    co_saga saga;
+};
+
+/* One per thread: its own Postgres connection and libcurl handle. */
+co_worker *co_worker_new(void *app);
+void co_worker_free(co_worker *w);
+
+/* The routes of SPEC section 5. */
+extern const co_route co_routes[];
+
+/* The shopper from "Authorization: Bearer <jwt>" into user (a uuid); on
+ * failure answers 401 and returns false. */
+bool co_api_user(co_worker *w, const co_req *req, co_resp *resp, char user[37]);
+/* The admin bearer key (constant-time compare); on failure answers 401. */
+bool co_api_admin(co_worker *w, const co_req *req, co_resp *resp);
+/* The body as a JSON object; on failure answers 400 invalid_json (or
+ * invalid_request when it is not an object) and returns NULL. Caller decrefs. */
+json_t *co_api_body(const co_req *req, co_resp *resp);
+/* True when s is a canonical uuid (36 characters); lower-cases it into out. */
+bool co_api_uuid(const char *s, char out[37]);
+/* 400 invalid_request naming the field. */
+void co_api_bad_field(co_resp *resp, const char *param, const char *message);
+/* Answers a failed store call: SOFT -> 503 service_unavailable, HARD -> 500. */
+void co_api_db_error(co_resp *resp, co_db_status st);
+/* Answers with the JSON text of an order (co_order_json), or 404. */
+void co_api_order(co_worker *w, co_resp *resp, const char *order_id, const char *user_or_null,
+                  unsigned status);
+
+/* Handlers, one file per endpoint family. */
+void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_order_get(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_order_cancel(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_order_confirm(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_item_get(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_item_subscribe(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_admin_item_create(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_admin_order_get(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_admin_orders(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_healthz(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_metrics(co_worker *w, const co_req *req, co_resp *resp);
+void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp);
+void co_webhook_restock(co_worker *w, const co_req *req, co_resp *resp);
+
+#endif

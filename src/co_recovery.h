@@ -1,0 +1,26 @@
+/* Background recovery: at start and every RECOVERY_INTERVAL_MS, claim live
+ * sagas whose lease lapsed (and unpaid reservations past their expiry) and
+ * drive them forward or compensate them, through the same transition function
+ * requests use. Safe with several servers: claims use SKIP LOCKED. */
+#ifndef CO_RECOVERY_H
+#define CO_RECOVERY_H
+
+#include "co_app.h"
+
+#include <pthread.h>
+
+typedef struct {
+    co_app *app;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop;
+    bool started;
+} co_recovery;
+
+bool co_recovery_start(co_recovery *r, co_app *app);
+void co_recovery_stop(co_recovery *r);
+/* One sweep with the given worker; returns how many orders it drove. */
+int co_recovery_sweep(co_worker *w);
+
+#endif

@@ -1,0 +1,47 @@
+/* authorized: the PaymentIntent holds the amount. Capture it. */
+#include "saga.h"
+
+#include <string.h>
+
+static co_step void_it(co_saga *s, co_order *o, const char *code, const co_pay_result *res)
+{
+    co_change ch = CO_CHANGE_INIT;
+
+    ch.reason = code;
+    ch.failure_code = code;
+    ch.compensate_to = CO_ST_FAILED;
+    if (res->decline_code[0] != '\0')
+        ch.decline_code = res->decline_code;
+    return co_saga_transition(s, o, CO_ST_VOIDING, &ch);
+}
+
+co_step co_step_authorized(co_saga *s, co_order *o)
+{
+    char key[80];
+    co_pay_result res;
+    co_pay_status st;
+    co_change ch = CO_CHANGE_INIT;
+
+    co_saga_key(o, "capture", key);
+    st = s->pay.capture(s->pay.impl, o->payment_intent, key, &res);
+    co_saga_crash_point(s, "after_capture_call");
+    switch (st) {
+    case CO_PAY_OK:
+        ch.reason = "captured";
+        return co_saga_transition(s, o, CO_ST_CONFIRMED, &ch);
+    case CO_PAY_UNEXPECTED_STATE:
+        if (strcmp(res.pi.status, "succeeded") == 0) {
+            ch.reason = "captured";
+            return co_saga_transition(s, o, CO_ST_CONFIRMED, &ch);
+        }
+        return void_it(s, o, "payment_provider_error", &res);
+    case CO_PAY_DECLINED:
+        return void_it(s, o, "payment_declined", &res);
+    case CO_PAY_UNAVAILABLE:
+        /* Failed for good after the client's retries: void, release. If the
+         * capture did happen, voiding finds out and refunds. */
+        return void_it(s, o, "payment_provider_unavailable", &res);
+    default:
+        return void_it(s, o, "payment_provider_error", &res);
+    }
+}

@@ -1,0 +1,71 @@
+/* A whole server for HTTP tests: a fresh database, a real mock-stripe, and a
+ * real bin/checkoutd (the sanitizer build) talking to both. Start it in a
+ * checked fixture or the test itself (proc.h: from the test's main thread). */
+#ifndef CO_TEST_SERVER_H
+#define CO_TEST_SERVER_H
+
+#include "harness.h"
+#include "http.h"
+#include "proc.h"
+
+#include <jansson.h>
+
+#define CO_TEST_JWT_SECRET "test-jwt-secret-0123456789abcdef"
+#define CO_TEST_ADMIN_KEY "adm_test_key"
+#define CO_TEST_WHSEC "whsec_test_secret"
+#define CO_TEST_RESTOCK_SECRET "restock-test-secret"
+#define CO_TEST_NOTIFY_SECRET "notify-test-secret"
+
+typedef struct {
+    co_test_db db;
+    PGconn *conn;          /* the test's own connection to the database */
+    co_proc mock;          /* mock-stripe */
+    co_proc server;        /* checkoutd */
+    char url[256];         /* the server's base URL */
+    char *env[32];         /* checkoutd's environment additions (owned) */
+    int nenv;
+} co_test_server;
+
+/* Creates the database, starts mock-stripe (extra args may be NULL) and
+ * checkoutd with the test environment plus extra_env ("K=V", NULL-terminated,
+ * may be NULL; later entries win). Aborts the test on failure. */
+void co_test_server_start(co_test_server *s, const char *const extra_env[],
+                          const char *const mock_args[]);
+/* (Re)starts only checkoutd, with the environment of co_test_server_start plus
+ * extra_env; false when it did not come up (e.g. it crashed at once). */
+bool co_test_server_restart(co_test_server *s, const char *const extra_env[]);
+void co_test_server_stop(co_test_server *s);
+
+/* A shopper token for user (a uuid) valid for ttl seconds (may be negative). */
+char *co_test_token(const char *user, long ttl);
+
+/* POST /v1/checkout as user with key and body; returns the status. */
+long co_test_checkout(co_test_server *s, const char *user, const char *key, const char *body,
+                      co_http_resp *resp);
+/* A request to the server with a bearer (NULL for none). */
+long co_test_call(co_test_server *s, const char *method, const char *path, const char *bearer,
+                  const char *body, co_http_resp *resp);
+/* A request to the mock (its secret key is sent). */
+long co_test_mock(co_test_server *s, const char *method, const char *path, const char *body,
+                  const char *content_type, co_http_resp *resp);
+/* Registers a fault on the mock: match, action, count, delay_ms. */
+void co_test_fault(co_test_server *s, const char *match, const char *action, int count,
+                   int delay_ms);
+/* A counter from the mock's /_mock/stats. */
+long long co_test_mock_stat(co_test_server *s, const char *name);
+
+/* Waits until the order's status is one of the names (space-separated), up to
+ * timeout_ms; returns the status reached (static buffer) or the last seen. */
+const char *co_test_wait_status(co_test_server *s, const char *order_id, const char *statuses,
+                                int timeout_ms);
+
+/* SPEC invariants 1-3 across the database and the mock: stock_audit empty;
+ * every confirmed order has exactly its amount captured at the provider and
+ * not refunded; every other ended order has no captured money left and no
+ * authorization open; with all_terminal, every order has ended. */
+void co_test_invariants(co_test_server *s, bool all_terminal);
+
+/* A cart of one item. */
+void co_test_cart(char *out, size_t n, const char *item, int qty, const char *pm);
+
+#endif

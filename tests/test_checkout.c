@@ -1,0 +1,612 @@
+/* POST /v1/checkout and the order endpoints over HTTP, against a real
+ * checkoutd, a real mock-stripe and real Postgres. */
+#include "server.h"
+
+#include "co_jwt.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static co_test_server srv;
+
+static void setup(void)
+{
+    co_test_server_start(&srv, NULL, NULL);
+}
+
+static void teardown(void)
+{
+    co_test_server_stop(&srv);
+}
+
+static const char *json_str(json_t *j, const char *path1, const char *path2)
+{
+    json_t *v = json_object_get(j, path1);
+
+    if (path2 != NULL)
+        v = json_object_get(v, path2);
+    return json_string_value(v) ? json_string_value(v) : "";
+}
+
+static long long stock_of(const char *sku)
+{
+    const char *p[1] = {sku};
+
+    return co_test_llp(srv.conn, "SELECT stock FROM items WHERE sku = $1", 1, p);
+}
+
+/* -------------------------------------------- 200 shoppers, one unit */
+
+#define RACERS 200
+
+typedef struct {
+    pthread_barrier_t *start;
+    const char *body;
+    long status;
+    char code[32];
+} racer;
+
+static void *race_one(void *p)
+{
+    racer *r = p;
+    char user[37], key[37];
+    co_http_resp resp = {0};
+    json_t *j;
+
+    co_test_uuid(user);
+    co_test_uuid(key);
+    pthread_barrier_wait(r->start);
+    r->status = co_test_checkout(&srv, user, key, r->body, &resp);
+    j = co_http_json(&resp);
+    snprintf(r->code, sizeof r->code, "%s", json_str(j, "error", "code"));
+    json_decref(j);
+    co_http_resp_free(&resp);
+    return NULL;
+}
+
+START_TEST(two_hundred_shoppers_one_unit)
+{
+    char item[37], body[256];
+    pthread_t t[RACERS];
+    static racer rs[RACERS];
+    pthread_barrier_t start;
+    int created = 0, out = 0;
+
+    co_test_item(srv.conn, "last-phone", 120000, 1, item);
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
+    pthread_barrier_init(&start, NULL, RACERS);
+    for (int i = 0; i < RACERS; i++) {
+        rs[i] = (racer){.start = &start, .body = body};
+        pthread_create(&t[i], NULL, race_one, &rs[i]);
+    }
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(t[i], NULL);
+        created += rs[i].status == 201;
+        out += rs[i].status == 409 && strcmp(rs[i].code, "out_of_stock") == 0;
+    }
+    pthread_barrier_destroy(&start);
+    ck_assert_int_eq(created, 1);
+    ck_assert_int_eq(out, RACERS - 1);
+    ck_assert_int_eq(stock_of("last-phone"), 0);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders WHERE status = 'confirmed'"), 1);
+    co_test_invariants(&srv, true);
+}
+END_TEST
+
+/* ------------------------------------------------------- compensation */
+
+START_TEST(decline_releases_stock_for_the_next_shopper)
+{
+    char item[37], body[256], a[37], b[37];
+    co_http_resp r = {0};
+    json_t *j;
+
+    co_test_item(srv.conn, "one", 5000, 1, item);
+    co_test_uuid(a);
+    co_test_uuid(b);
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa_chargeDeclinedInsufficientFunds");
+    ck_assert_int_eq(co_test_checkout(&srv, a, "k1", body, &r), 402);
+    j = co_http_json(&r);
+    ck_assert_str_eq(json_str(j, "error", "code"), "payment_declined");
+    ck_assert_str_eq(json_str(j, "error", "decline_code"), "insufficient_funds");
+    ck_assert_str_eq(co_test_wait_status(&srv, json_str(j, "error", "order_id"), "failed", 0),
+                     "failed");
+    json_decref(j);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(stock_of("one"), 1);
+
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
+    ck_assert_int_eq(co_test_checkout(&srv, b, "k1", body, &r), 201);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(stock_of("one"), 0);
+    co_test_invariants(&srv, true);
+}
+END_TEST
+
+START_TEST(capture_500_then_success)
+{
+    char item[37], body[256], u[37];
+    co_http_resp r = {0};
+
+    co_test_item(srv.conn, "c500", 5000, 3, item);
+    co_test_uuid(u);
+    co_test_fault(&srv, "POST /v1/payment_intents/*/capture", "status_500", 1, 0);
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
+    ck_assert_int_eq(co_test_checkout(&srv, u, "k", body, &r), 201);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
+    co_test_invariants(&srv, true);
+}
+END_TEST
+
+START_TEST(capture_failing_for_good_voids_and_releases)
+{
+    char item[37], body[256], u[37];
+    co_http_resp r = {0};
+    json_t *j;
+    char order[37];
+
+    co_test_item(srv.conn, "cfail", 5000, 3, item);
+    co_test_uuid(u);
+    co_test_fault(&srv, "POST /v1/payment_intents/*/capture", "status_500", 1000, 0);
+    co_test_cart(body, sizeof body, item, 2, "pm_card_visa");
+    ck_assert_int_eq(co_test_checkout(&srv, u, "k", body, &r), 503);
+    j = co_http_json(&r);
+    ck_assert_str_eq(json_str(j, "error", "code"), "payment_provider_unavailable");
+    snprintf(order, sizeof order, "%s", json_str(j, "error", "order_id"));
+    json_decref(j);
+    co_http_resp_free(&r);
+    ck_assert_str_eq(co_test_wait_status(&srv, order, "failed", 10000), "failed");
+    ck_assert_int_eq(stock_of("cfail"), 3);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 0);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 1);
+    co_test_invariants(&srv, true);
+}
+END_TEST
+
+START_TEST(lost_capture_answer_charges_once)
+{
+    char item[37], body[256], u[37];
+    co_http_resp r = {0};
+
+    co_test_item(srv.conn, "drop", 5000, 3, item);
+    co_test_uuid(u);
+    co_test_fault(&srv, "POST /v1/payment_intents/*/capture", "drop_response", 1, 0);
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
+    ck_assert_int_eq(co_test_checkout(&srv, u, "k", body, &r), 201);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
+    co_test_invariants(&srv, true);
+}
+END_TEST
+
+/* -------------------------------------------------------- idempotency */
+
+START_TEST(same_key_replays_byte_for_byte)
+{
+    char item[37], body[256], other[256], u[37];
+    co_http_resp a = {0}, b = {0}, c = {0};
+    char replayed[16] = "";
+
+    co_test_item(srv.conn, "idem", 5000, 5, item);
+    co_test_uuid(u);
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
+    co_test_cart(other, sizeof other, item, 2, "pm_card_visa");
+    ck_assert_int_eq(co_test_checkout(&srv, u, "same", body, &a), 201);
+    ck_assert_int_eq(co_test_checkout(&srv, u, "same", body, &b), 201);
+    ck_assert_uint_eq(a.body_len, b.body_len);
+    ck_assert_int_eq(memcmp(a.body, b.body, a.body_len), 0);
+    ck_assert(co_http_header(&b, "Idempotent-Replayed", replayed, sizeof replayed));
+    ck_assert_str_eq(replayed, "true");
+    ck_assert_int_eq(co_test_checkout(&srv, u, "same", other, &c), 422);
+    ck_assert_ptr_nonnull(strstr(c.body, "idempotency_key_reused"));
+    co_http_resp_free(&a);
+    co_http_resp_free(&b);
+    co_http_resp_free(&c);
+    ck_assert_int_eq(stock_of("idem"), 4);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
+}
+END_TEST
+
+typedef struct {
+    const char *user, *body;
+    long status;
+} slow_arg;
+
+static void *slow_checkout(void *p)
+{
+    slow_arg *a = p;
+    co_http_resp r = {0};
+
+    a->status = co_test_checkout(&srv, a->user, "slow", a->body, &r);
+    co_http_resp_free(&r);
+    return NULL;
+}
+
+START_TEST(same_key_while_running_is_409)
+{
+    char item[37], body[256], u[37];
+    pthread_t t;
+    slow_arg a;
+    co_http_resp r = {0};
+
+    co_test_item(srv.conn, "slow", 5000, 5, item);
+    co_test_uuid(u);
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
+    co_test_fault(&srv, "POST /v1/payment_intents", "delay", 1, 1500);
+    a = (slow_arg){.user = u, .body = body};
+    pthread_create(&t, NULL, slow_checkout, &a);
+    /* The first request is inside the provider call once its order exists. */
+    for (int i = 0; i < 100 && co_test_ll(srv.conn, "SELECT count(*) FROM orders") == 0; i++)
+        usleep(20000);
+    ck_assert_int_eq(co_test_checkout(&srv, u, "slow", body, &r), 409);
+    ck_assert_ptr_nonnull(strstr(r.body, "request_in_progress"));
+    co_http_resp_free(&r);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(a.status, 201);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders"), 1);
+}
+END_TEST
+
+/* ------------------------------------------------------- mobile flow */
+
+START_TEST(mobile_flow_end_to_end)
+{
+    char item[37], body[256], u[37], order[37], pi[64], path[128];
+    co_http_resp r = {0};
+    json_t *j;
+    char *tok;
+
+    co_test_item(srv.conn, "mob", 7000, 2, item);
+    co_test_uuid(u);
+    co_test_cart(body, sizeof body, item, 1, NULL);
+    ck_assert_int_eq(co_test_checkout(&srv, u, "m", body, &r), 202);
+    j = co_http_json(&r);
+    ck_assert_str_eq(json_str(j, "status", NULL), "awaiting_payment");
+    ck_assert_ptr_nonnull(strstr(json_str(j, "client_secret", NULL), "_secret_"));
+    ck_assert_int_gt(strlen(json_str(j, "reservation_expires_at", NULL)), 0);
+    snprintf(order, sizeof order, "%s", json_str(j, "order_id", NULL));
+    snprintf(pi, sizeof pi, "%s", json_str(j, "payment_intent", NULL));
+    json_decref(j);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(stock_of("mob"), 1);
+
+    /* Confirming before paying is refused. */
+    tok = co_test_token(u, 600);
+    snprintf(path, sizeof path, "/v1/orders/%s/confirm", order);
+    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 409);
+    co_http_resp_free(&r);
+
+    /* The app confirms with the provider, then tells us. */
+    snprintf(path, sizeof path, "/v1/payment_intents/%s/confirm", pi);
+    ck_assert_int_eq(co_test_mock(&srv, "POST", path, "payment_method=pm_card_visa", NULL, &r), 200);
+    co_http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/orders/%s/confirm", order);
+    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
+    j = co_http_json(&r);
+    ck_assert_str_eq(json_str(j, "status", NULL), "confirmed");
+    json_decref(j);
+    co_http_resp_free(&r);
+    free(tok);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
+    co_test_invariants(&srv, true);
+}
+END_TEST
+
+START_TEST(unpaid_reservation_expires)
+{
+    const char *env[] = {"RESERVATION_TTL_SECONDS=1", NULL};
+    char item[37], body[256], u[37], order[37];
+    co_http_resp r = {0};
+    json_t *j;
+
+    ck_assert(co_test_server_restart(&srv, env));
+    co_test_item(srv.conn, "exp", 7000, 1, item);
+    co_test_uuid(u);
+    co_test_cart(body, sizeof body, item, 1, NULL);
+    ck_assert_int_eq(co_test_checkout(&srv, u, "e", body, &r), 202);
+    j = co_http_json(&r);
+    snprintf(order, sizeof order, "%s", json_str(j, "order_id", NULL));
+    json_decref(j);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(stock_of("exp"), 0);
+    ck_assert_str_eq(co_test_wait_status(&srv, order, "expired", 10000), "expired");
+    ck_assert_int_eq(stock_of("exp"), 1);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 1);
+    co_test_invariants(&srv, true);
+}
+END_TEST
+
+START_TEST(cancel_voids_or_refunds)
+{
+    char item[37], body[256], u[37], o1[37], o2[37], path[128];
+    co_http_resp r = {0};
+    json_t *j;
+    char *tok;
+
+    co_test_item(srv.conn, "can", 7000, 5, item);
+    co_test_uuid(u);
+    tok = co_test_token(u, 600);
+    co_test_cart(body, sizeof body, item, 1, NULL);
+    ck_assert_int_eq(co_test_checkout(&srv, u, "c1", body, &r), 202);
+    j = co_http_json(&r);
+    snprintf(o1, sizeof o1, "%s", json_str(j, "order_id", NULL));
+    json_decref(j);
+    co_http_resp_free(&r);
+    co_test_cart(body, sizeof body, item, 2, "pm_card_visa");
+    ck_assert_int_eq(co_test_checkout(&srv, u, "c2", body, &r), 201);
+    j = co_http_json(&r);
+    snprintf(o2, sizeof o2, "%s", json_str(j, "order_id", NULL));
+    json_decref(j);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(stock_of("can"), 2);
+
+    snprintf(path, sizeof path, "/v1/orders/%s/cancel", o1);
+    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"cancelled\""));
+    co_http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/orders/%s/cancel", o2);
+    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"refunded\""));
+    co_http_resp_free(&r);
+    /* Cancelling again changes nothing. */
+    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
+    co_http_resp_free(&r);
+    free(tok);
+    ck_assert_int_eq(stock_of("can"), 5);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "refunds"), 1);
+    co_test_invariants(&srv, true);
+}
+END_TEST
+
+/* ------------------------------------------------------------- auth */
+
+START_TEST(auth_is_enforced)
+{
+    char item[37], body[256], u[37], other[37], order[37], path[128];
+    co_http_resp r = {0};
+    json_t *j;
+    char *tok, *expired, *wrong, *none;
+
+    co_test_item(srv.conn, "auth", 7000, 5, item);
+    co_test_uuid(u);
+    co_test_uuid(other);
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
+    ck_assert_int_eq(co_test_checkout(&srv, u, "a", body, &r), 201);
+    j = co_http_json(&r);
+    snprintf(order, sizeof order, "%s", json_str(j, "order_id", NULL));
+    json_decref(j);
+    co_http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/orders/%s", order);
+
+    tok = co_test_token(u, 600);
+    ck_assert_int_eq(co_test_call(&srv, "GET", path, tok, NULL, &r), 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"history\""));
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_call(&srv, "GET", path, NULL, NULL, &r), 401);
+    ck_assert_ptr_nonnull(strstr(r.body, "unauthenticated"));
+    co_http_resp_free(&r);
+    expired = co_test_token(u, -10);
+    ck_assert_int_eq(co_test_call(&srv, "GET", path, expired, NULL, &r), 401);
+    co_http_resp_free(&r);
+    wrong = co_jwt_sign("another-secret", u, time(NULL) + 600, time(NULL));
+    ck_assert_int_eq(co_test_call(&srv, "GET", path, wrong, NULL, &r), 401);
+    co_http_resp_free(&r);
+    /* alg:none with the payload of a valid token and no signature. */
+    {
+        char *dot = strchr(tok, '.');
+        char *end = strrchr(tok, '.');
+        size_t n = (size_t)(end - dot) + 1;
+        none = malloc(64 + n);
+        snprintf(none, 64 + n, "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0%.*s", (int)n, dot);
+    }
+    ck_assert_int_eq(co_test_call(&srv, "GET", path, none, NULL, &r), 401);
+    co_http_resp_free(&r);
+    free(tok);
+    tok = co_test_token(other, 600);
+    ck_assert_int_eq(co_test_call(&srv, "GET", path, tok, NULL, &r), 404);
+    ck_assert_ptr_nonnull(strstr(r.body, "order_not_found"));
+    co_http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/orders/%s/cancel", order);
+    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 404);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_call(&srv, "GET", "/v1/admin/orders", tok, NULL, &r), 401);
+    co_http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/admin/orders/%s", order);
+    ck_assert_int_eq(co_test_call(&srv, "GET", path, CO_TEST_ADMIN_KEY, NULL, &r), 200);
+    co_http_resp_free(&r);
+    free(tok);
+    free(expired);
+    free(wrong);
+    free(none);
+}
+END_TEST
+
+/* ------------------------------------------------------- bad input */
+
+START_TEST(bad_bodies_change_nothing)
+{
+    char item[37], u[37], buf[512];
+    co_http_resp r = {0};
+    char *big, *deep;
+    static const struct {
+        const char *body; /* %s: a real item id */
+        long status;
+        const char *code;
+    } cases[] = {
+        {"{\"items\":", 400, "invalid_json"},
+        {"not json", 400, "invalid_json"},
+        {"", 400, "invalid_json"},
+        {"[]", 400, "invalid_request"},
+        {"{\"items\":[]}", 400, "invalid_request"},
+        {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":0}]}", 400, "invalid_request"},
+        {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":-3}]}", 400, "invalid_request"},
+        {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":99999999999999999999}]}", 400, NULL},
+        {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":1.5}]}", 400, "invalid_request"},
+        {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":\"1\"}]}", 400, "invalid_request"},
+        {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":1001}]}", 400, "invalid_request"},
+        {"{\"items\":[{\"item_id\":\"nope\",\"quantity\":1}]}", 400, "invalid_request"},
+        {"{\"items\":[{\"item_id\":\"00000000-0000-0000-0000-000000000000\",\"quantity\":1}]}",
+         404, "item_not_found"},
+        {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":1}],\"payment_method\":7}", 400,
+         "invalid_request"},
+        {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":1}],\"price\":1}", 400, "invalid_request"},
+        {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":1}],\"items\":[]}", 400, "invalid_json"},
+    };
+
+    co_test_item(srv.conn, "bad", 7000, 5, item);
+    co_test_uuid(u);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *j;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        snprintf(buf, sizeof buf, cases[i].body, item);
+#pragma GCC diagnostic pop
+        ck_assert_msg(co_test_checkout(&srv, u, "bad", buf, &r) == cases[i].status,
+                      "case %zu (%s): %ld %s", i, buf, r.status, r.body);
+        j = co_http_json(&r);
+        ck_assert_msg(j != NULL && json_is_object(json_object_get(j, "error")), "case %zu: %s", i,
+                      r.body);
+        if (cases[i].code != NULL)
+            ck_assert_msg(strcmp(json_str(j, "error", "code"), cases[i].code) == 0,
+                          "case %zu: %s", i, r.body);
+        json_decref(j);
+        co_http_resp_free(&r);
+    }
+    /* 2 MB body: refused with 413 before it is read. */
+    big = malloc(2 * 1024 * 1024 + 1);
+    memset(big, ' ', 2 * 1024 * 1024);
+    big[2 * 1024 * 1024] = '\0';
+    ck_assert_int_eq(co_test_checkout(&srv, u, "big", big, &r), 413);
+    co_http_resp_free(&r);
+    free(big);
+    /* Deep nesting. */
+    deep = malloc(40001);
+    memset(deep, '[', 20000);
+    memset(deep + 20000, ']', 20000);
+    deep[40000] = '\0';
+    ck_assert_int_eq(co_test_checkout(&srv, u, "deep", deep, &r), 400);
+    co_http_resp_free(&r);
+    free(deep);
+    /* No key. */
+    ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/checkout", NULL, "{}", &r), 401);
+    co_http_resp_free(&r);
+    {
+        char *tok = co_test_token(u, 600);
+        co_test_cart(buf, sizeof buf, item, 1, "pm_card_visa");
+        ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/checkout", tok, buf, &r), 400);
+        ck_assert_ptr_nonnull(strstr(r.body, "Idempotency-Key"));
+        co_http_resp_free(&r);
+        free(tok);
+    }
+    ck_assert_int_eq(co_test_call(&srv, "GET", "/nope", NULL, NULL, &r), 404);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_call(&srv, "DELETE", "/v1/checkout", NULL, NULL, &r), 405);
+    co_http_resp_free(&r);
+    /* Nothing changed, and the server is alive. */
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders"), 0);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM checkout_requests"), 0);
+    ck_assert_int_eq(stock_of("bad"), 5);
+    ck_assert_int_eq(co_test_call(&srv, "GET", "/healthz", NULL, NULL, &r), 200);
+    co_http_resp_free(&r);
+}
+END_TEST
+
+START_TEST(admin_items_and_pages)
+{
+    co_http_resp r = {0};
+    json_t *j;
+    char path[160], id[37], u[37], body[256];
+
+    ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
+                                  "{\"sku\":\"A1\",\"name\":\"A\",\"price\":100,\"currency\":\"usd\","
+                                  "\"stock\":3}", &r), 201);
+    j = co_http_json(&r);
+    snprintf(id, sizeof id, "%s", json_str(j, "id", NULL));
+    json_decref(j);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
+                                  "{\"sku\":\"A1\",\"name\":\"A\",\"price\":100,\"currency\":\"usd\","
+                                  "\"stock\":3}", &r), 409);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
+                                  "{\"sku\":\"A2\",\"name\":\"A\",\"price\":-1,\"currency\":\"usd\","
+                                  "\"stock\":3}", &r), 400);
+    co_http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/items/%s", id);
+    ck_assert_int_eq(co_test_call(&srv, "GET", path, NULL, NULL, &r), 200);
+    j = co_http_json(&r);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "stock_available")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "price")), 100);
+    json_decref(j);
+    co_http_resp_free(&r);
+    co_test_uuid(u);
+    for (int i = 0; i < 3; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "p%d", i);
+        co_test_cart(body, sizeof body, id, 1, "pm_card_visa");
+        ck_assert_int_eq(co_test_checkout(&srv, u, key, body, &r), 201);
+        co_http_resp_free(&r);
+    }
+    ck_assert_int_eq(co_test_call(&srv, "GET", "/v1/admin/orders?limit=2&status=confirmed",
+                                  CO_TEST_ADMIN_KEY, NULL, &r), 200);
+    j = co_http_json(&r);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "data")), 2);
+    ck_assert(json_is_true(json_object_get(j, "has_more")));
+    snprintf(path, sizeof path, "/v1/admin/orders?limit=2&starting_after=%s",
+             json_str(json_array_get(json_object_get(j, "data"), 1), "id", NULL));
+    json_decref(j);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_call(&srv, "GET", path, CO_TEST_ADMIN_KEY, NULL, &r), 200);
+    j = co_http_json(&r);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "data")), 1);
+    ck_assert(json_is_false(json_object_get(j, "has_more")));
+    json_decref(j);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_call(&srv, "GET", "/v1/admin/orders?limit=0", CO_TEST_ADMIN_KEY, NULL,
+                                  &r), 400);
+    co_http_resp_free(&r);
+}
+END_TEST
+
+static Suite *checkout_suite(void)
+{
+    Suite *s = suite_create("checkout");
+    TCase *tc = tcase_create("http");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 90);
+    tcase_add_test(tc, two_hundred_shoppers_one_unit);
+    tcase_add_test(tc, decline_releases_stock_for_the_next_shopper);
+    tcase_add_test(tc, capture_500_then_success);
+    tcase_add_test(tc, capture_failing_for_good_voids_and_releases);
+    tcase_add_test(tc, lost_capture_answer_charges_once);
+    tcase_add_test(tc, same_key_replays_byte_for_byte);
+    tcase_add_test(tc, same_key_while_running_is_409);
+    tcase_add_test(tc, mobile_flow_end_to_end);
+    tcase_add_test(tc, unpaid_reservation_expires);
+    tcase_add_test(tc, cancel_voids_or_refunds);
+    tcase_add_test(tc, auth_is_enforced);
+    tcase_add_test(tc, bad_bodies_change_nothing);
+    tcase_add_test(tc, admin_items_and_pages);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    int rc;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    signal(SIGPIPE, SIG_IGN);
+    rc = co_test_run(checkout_suite());
+    curl_global_cleanup();
+    return rc;
+}
