@@ -86,15 +86,19 @@ $$;
 -- p_path (each hop gets a history row; the last is the new status), optionally
 -- releasing its stock or taking it again, setting payment fields, the lease,
 -- and the checkout's first answer -- all in one transaction.
+-- When p_event_id is given (a provider webhook caused the move), the event is
+-- recorded in payment_events in the same transaction, so it takes effect once.
 -- Returns 'ok'; 'moved' (changing nothing) when the order is no longer in
 -- p_from, because another worker or a webhook got there first; 'short' when
--- p_take could not take the stock again (nothing changed).
+-- p_take could not take the stock again; 'duplicate' when p_event_id was
+-- applied before (nothing changed in any of these cases).
 CREATE FUNCTION co_transition(p_order_id uuid, p_from text, p_path text[], p_reason text,
                               p_release boolean, p_take boolean,
                               p_payment_intent text, p_client_secret text,
                               p_failure_code text, p_decline_code text, p_compensate_to text,
                               p_lease_seconds integer, p_owner text,
-                              p_response_status integer, p_response_body text)
+                              p_response_status integer, p_response_body text,
+                              p_event_id text DEFAULT NULL, p_event_type text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -108,6 +112,15 @@ BEGIN
     END IF;
     IF p_take AND co_take_stock(p_order_id) IS NOT NULL THEN
         RETURN 'short';
+    END IF;
+    IF p_event_id IS NOT NULL THEN
+        INSERT INTO payment_events (event_id, type, payment_intent, order_id, outcome)
+            SELECT p_event_id, p_event_type, o.payment_intent, p_order_id, 'applied: ' || p_path[cardinality(p_path)]
+              FROM orders o WHERE o.id = p_order_id
+            ON CONFLICT (event_id) DO NOTHING;
+        IF NOT FOUND THEN
+            RETURN 'duplicate';
+        END IF;
     END IF;
     IF p_release THEN
         PERFORM co_release_order(p_order_id);
@@ -210,4 +223,17 @@ BEGIN
         'data', coalesce((SELECT jsonb_agg(co_order_json(x.id) ORDER BY x.n)
                             FROM unnest(ids[1:p_limit]) WITH ORDINALITY AS x(id, n)), '[]'));
 END
+$$;
+
+-- Records a provider event that changed nothing (unknown intent, an order
+-- already past it). Returns false when the event id was recorded before.
+CREATE FUNCTION co_record_event(p_event_id text, p_type text, p_payment_intent text,
+                                p_order_id uuid, p_outcome text)
+RETURNS boolean
+LANGUAGE sql AS $$
+    WITH ins AS (
+        INSERT INTO payment_events (event_id, type, payment_intent, order_id, outcome)
+            VALUES (p_event_id, p_type, p_payment_intent, p_order_id, p_outcome)
+            ON CONFLICT (event_id) DO NOTHING RETURNING 1)
+    SELECT count(*) = 1 FROM ins
 $$;

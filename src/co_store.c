@@ -111,27 +111,28 @@ static void path_literal(const char *const *path, int hops, char *out, size_t n)
 co_db_status co_store_transition(co_db *db, const co_order *o, const char *const *path, int hops,
                                  const co_change *ch, int lease_seconds, const char *owner,
                                  unsigned answer_status, const char *answer_body,
-                                 char result[8])
+                                 const char *event_id, const char *event_type, char result[12])
 {
     static const char sql[] =
-        "SELECT co_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+        "SELECT co_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+        "                     $16, $17)";
     char path_text[128], lease[16], answer[8];
-    const char *params[15] = {
+    const char *params[17] = {
         o->id, co_state_name(o->status), path_text, ch->reason,
         ch->release ? "t" : "f", ch->take ? "t" : "f",
         ch->payment_intent, ch->client_secret, ch->failure_code, ch->decline_code,
         ch->compensate_to == CO_ST_NONE ? NULL : co_state_name(ch->compensate_to),
         lease_seconds > 0 ? lease : NULL, owner,
-        answer_body ? answer : NULL, answer_body};
+        answer_body ? answer : NULL, answer_body, event_id, event_type};
     co_dbr r;
     co_db_status st;
 
     path_literal(path, hops, path_text, sizeof path_text);
     snprintf(lease, sizeof lease, "%d", lease_seconds);
     snprintf(answer, sizeof answer, "%u", answer_status);
-    st = co_db_call(db, &r, sql, 15, params);
+    st = co_db_call(db, &r, sql, 17, params);
     if (st == CO_DB_ROWS)
-        copy(result, 8, co_dbr_get(&r, 0, 0));
+        copy(result, 12, co_dbr_get(&r, 0, 0));
     co_dbr_clear(&r);
     return st;
 }
@@ -150,6 +151,19 @@ co_db_status co_store_claim_stalled(co_db *db, const char *owner, int lease_seco
     st = co_db_call(db, &r, "SELECT co_claim_stalled($1, $2, $3)", 3, params);
     for (int i = 0; st == CO_DB_ROWS && i < co_dbr_rows(&r) && i < max; i++)
         copy(ids[(*n)++], 37, co_dbr_get(&r, i, 0));
+    co_dbr_clear(&r);
+    return st;
+}
+
+co_db_status co_store_record_event(co_db *db, const char *event_id, const char *type,
+                                   const char *payment_intent, const char *order_id,
+                                   const char *outcome, bool *fresh)
+{
+    const char *params[5] = {event_id, type, payment_intent, order_id, outcome};
+    co_dbr r;
+    co_db_status st = co_db_call(db, &r, "SELECT co_record_event($1, $2, $3, $4, $5)", 5, params);
+
+    *fresh = st == CO_DB_ROWS && co_dbr_bool(&r, 0, 0);
     co_dbr_clear(&r);
     return st;
 }

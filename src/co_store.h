@@ -38,7 +38,13 @@ co_db_status co_store_checkout_respond(co_db *db, const char *order_id, unsigned
 co_db_status co_store_transition(co_db *db, const co_order *o, const char *const *path, int hops,
                                  const co_change *ch, int lease_seconds, const char *owner,
                                  unsigned answer_status, const char *answer_body,
-                                 char result[8]);
+                                 const char *event_id, const char *event_type, char result[12]);
+
+/* Records a provider event that changed nothing; *fresh is false when the
+ * event id was seen before. */
+co_db_status co_store_record_event(co_db *db, const char *event_id, const char *type,
+                                   const char *payment_intent, const char *order_id,
+                                   const char *outcome, bool *fresh);
 
 /* Claims up to max stalled sagas for owner; ids[i] get the order ids. */
 co_db_status co_store_claim_stalled(co_db *db, const char *owner, int lease_seconds, int max,

@@ -14,6 +14,8 @@ void co_saga_reset(co_saga *s)
     free(s->answer_body);
     s->answer_body = NULL;
     s->answer_status = 0;
+    s->event_id = NULL;
+    s->event_type = NULL;
 }
 
 void co_saga_key(const co_order *o, const char *step, char out[80])

@@ -77,6 +77,11 @@ typedef struct {
     const char *owner;      /* lease owner: this process */
     int lease_seconds;
     const char *crash_at;   /* test-only: SIGKILL ourselves at this named step */
+    /* In: a provider event that caused this drive (webhooks). The next
+     * transition records it in the same transaction and then clears these;
+     * a transition of an event applied before answers CO_STEP_LOST. */
+    const char *event_id;
+    const char *event_type;
     /* Out: the checkout's first answer, when a transition of this run stored it. */
     unsigned answer_status;
     char *answer_body;      /* malloc'd; co_saga_reset frees */

@@ -166,7 +166,7 @@ co_step co_saga_transition(co_saga *s, co_order *o, co_state to, const co_change
     co_order after = *o;
     unsigned answer_status = 0;
     char *answer = NULL;
-    char result[8] = "";
+    char result[12] = "";
     co_db_status st;
 
     if (!legal(o->status, to)) {
@@ -182,7 +182,8 @@ co_step co_saga_transition(co_saga *s, co_order *o, co_state to, const co_change
     if (o->answer_pending && !co_saga_answer(&after, NULL, &answer_status, &answer))
         answer = NULL;
     st = co_store_transition(s->db, o, path, hops, ch, active(to) ? s->lease_seconds : 0,
-                             s->owner, answer_status, answer, result);
+                             s->owner, answer_status, answer, s->event_id, s->event_type,
+                             result);
     if (st != CO_DB_ROWS) {
         free(answer);
         return CO_STEP_RETRY;
@@ -197,6 +198,9 @@ co_step co_saga_transition(co_saga *s, co_order *o, co_state to, const co_change
         free(answer);
         return CO_STEP_LOST;
     }
+    /* The event, if any, is recorded now: later moves of this drive are its consequences. */
+    s->event_id = NULL;
+    s->event_type = NULL;
     CO_INFO("saga", "order %s: %s -> %s%s%s", o->id, co_state_name(o->status), co_state_name(to),
             ch->reason ? " " : "", ch->reason ? ch->reason : "");
     *o = after;
