@@ -25,6 +25,11 @@ else
   admin_url=$DATABASE_URL
 fi
 cleanup() { [ "$started_pg" = 1 ] && scripts/pg.sh stop; }
+# The chaos suite restarts Postgres once, but only a cluster that is ours.
+# CO_TEST_PG_RESTART= (empty) turns that off, e.g. while others share the cluster.
+if [ -z "${DATABASE_URL:-}" ]; then
+  export CO_TEST_PG_RESTART="${CO_TEST_PG_RESTART-$top/scripts/pg.sh restart >/dev/null}"
+fi
 trap cleanup EXIT
 
 template="co_tpl_$(printf '%s' "$top" | cksum | cut -d' ' -f1)"
