@@ -31,6 +31,7 @@ CREATE TABLE orders (
     client_secret          text,
     failure_code           text,
     decline_code           text,
+    failure_detail         text,
     reservation_expires_at timestamptz,
     compensate_to          text CHECK (compensate_to IN ('failed', 'expired', 'cancelled', 'refunded')),
     lease_owner            text,
@@ -45,6 +46,7 @@ CREATE TABLE orders (
 COMMENT ON COLUMN orders.status IS
   'The saga state (states/saga.h says what holds in each). voiding/refunding are compensation in '
   'progress; compensate_to is the terminal state they end in.';
+COMMENT ON COLUMN orders.failure_detail IS 'For out_of_stock: the item that was short.';
 COMMENT ON COLUMN orders.stock_held IS
   'True while the order holds its lines'' units. Set by co_take_stock, cleared by co_release_order; '
   'a terminal order other than confirmed never holds stock.';

@@ -51,7 +51,8 @@ BEGIN
       FROM co_create_order(p_order_id, p_user_id, p_items, p_flow, p_payment_method) c;
     short := co_take_stock(p_order_id);
     IF short IS NOT NULL THEN
-        UPDATE orders SET status = 'failed', failure_code = 'out_of_stock', updated_at = now()
+        UPDATE orders SET status = 'failed', failure_code = 'out_of_stock',
+                          failure_detail = short::text, updated_at = now()
          WHERE id = p_order_id;
         INSERT INTO order_history (order_id, from_status, to_status, reason)
             VALUES (p_order_id, 'pending', 'failed', 'out_of_stock');

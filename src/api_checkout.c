@@ -112,6 +112,28 @@ static void cart_refused(co_resp *resp, const co_checkout_begun *b, co_db_status
     }
 }
 
+/* The key's first request has no stored answer. Usually it is still running:
+ * 409. But an order that has ended (e.g. out of stock, and the server died
+ * before storing that answer) will not be moved again, so its answer is
+ * rendered from its state and stored now, once. */
+static void answer_decided(co_worker *w, co_resp *resp, const char *order_id)
+{
+    co_order o;
+    unsigned status;
+    char *answer = NULL;
+
+    if (co_store_load_order(w->db, order_id, &o) == CO_DB_ROWS && co_state_terminal(o.status) &&
+        o.answer_pending && co_saga_answer(&o, &status, &answer) &&
+        co_store_checkout_respond(w->db, o.id, status, answer) == CO_DB_ROWS) {
+        co_resp_raw(resp, status, answer, strlen(answer));
+        resp->replayed = true;
+        free(answer);
+        return;
+    }
+    free(answer);
+    co_resp_error(resp, CO_ERR_request_in_progress, NULL, json_pack("{s:s}", "order_id", order_id));
+}
+
 void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
 {
     char user[37], order_id[37], hash[65];
@@ -164,8 +186,7 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
         goto done;
     }
     if (strcmp(b.outcome, "in_progress") == 0) {
-        co_resp_error(resp, CO_ERR_request_in_progress, NULL,
-                      json_pack("{s:s}", "order_id", b.order_id));
+        answer_decided(w, resp, b.order_id);
         goto done;
     }
 
@@ -187,8 +208,10 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
 
         o.status = CO_ST_FAILED;
         snprintf(o.failure_code, sizeof o.failure_code, "out_of_stock");
+        snprintf(o.failure_detail, sizeof o.failure_detail, "%s", b.short_item);
         co_metric_add("checkout_out_of_stock", 1);
-        if (co_saga_answer(&o, b.short_item, &status, &answer)) {
+        co_saga_crash_point(saga, "before_out_of_stock_answer");
+        if (co_saga_answer(&o, &status, &answer)) {
             (void)co_store_checkout_respond(w->db, o.id, status, answer);
             co_resp_raw(resp, status, answer, strlen(answer));
         }

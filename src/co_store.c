@@ -14,7 +14,7 @@ co_db_status co_store_load_order(co_db *db, const char *order_id, co_order *o)
     static const char sql[] =
         "SELECT o.id, o.user_id, o.status, o.flow = 'mobile', o.payment_method, o.amount,"
         "       o.currency, o.payment_intent, o.client_secret, o.failure_code, o.decline_code,"
-        "       o.compensate_to,"
+        "       o.compensate_to, o.failure_detail,"
         "       to_char(o.reservation_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
         "       coalesce(o.reservation_expires_at < now(), false), o.stock_held,"
         "       (r.order_id IS NOT NULL AND r.response_status IS NULL)"
@@ -38,10 +38,11 @@ co_db_status co_store_load_order(co_db *db, const char *order_id, co_order *o)
         copy(o->failure_code, sizeof o->failure_code, co_dbr_get(&r, 0, 9));
         copy(o->decline_code, sizeof o->decline_code, co_dbr_get(&r, 0, 10));
         o->compensate_to = co_dbr_get(&r, 0, 11) ? co_state_parse(co_dbr_get(&r, 0, 11)) : CO_ST_NONE;
-        copy(o->expires_at, sizeof o->expires_at, co_dbr_get(&r, 0, 12));
-        o->expired = co_dbr_bool(&r, 0, 13);
-        o->stock_held = co_dbr_bool(&r, 0, 14);
-        o->answer_pending = co_dbr_bool(&r, 0, 15);
+        copy(o->failure_detail, sizeof o->failure_detail, co_dbr_get(&r, 0, 12));
+        copy(o->expires_at, sizeof o->expires_at, co_dbr_get(&r, 0, 13));
+        o->expired = co_dbr_bool(&r, 0, 14);
+        o->stock_held = co_dbr_bool(&r, 0, 15);
+        o->answer_pending = co_dbr_bool(&r, 0, 16);
     }
     co_dbr_clear(&r);
     return st;

@@ -50,6 +50,7 @@ typedef struct {
     char client_secret[160];
     char failure_code[64];
     char decline_code[64];
+    char failure_detail[64];  /* out_of_stock: the short item */
     co_state compensate_to;
     char expires_at[32];    /* ISO 8601 UTC, "" when none */
     bool expired;           /* reservation_expires_at has passed */
@@ -119,7 +120,7 @@ co_step co_saga_transition(co_saga *s, co_order *o, co_state to, const co_change
 
 /* The checkout's answer for an order in a deciding state: status and a
  * malloc'd JSON body; false when the state decides nothing. */
-bool co_saga_answer(const co_order *o, const char *short_item, unsigned *status, char **body);
+bool co_saga_answer(const co_order *o, unsigned *status, char **body);
 
 /* How the drive was started. */
 typedef enum {

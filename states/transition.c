@@ -95,7 +95,7 @@ static co_err failure_err(const char *code)
     return CO_ERR_internal_error;
 }
 
-bool co_saga_answer(const co_order *o, const char *short_item, unsigned *status, char **body)
+bool co_saga_answer(const co_order *o, unsigned *status, char **body)
 {
     json_t *j;
     co_err err;
@@ -123,9 +123,10 @@ bool co_saga_answer(const co_order *o, const char *short_item, unsigned *status,
         err = failure_err(o->failure_code);
         j = json_pack("{s:s}", "order_id", o->id);
         msg[0] = '\0';
-        if (err == CO_ERR_out_of_stock && short_item != NULL && short_item[0] != '\0') {
-            json_object_set_new(j, "item_id", json_string(short_item));
-            snprintf(msg, sizeof msg, "Item %s does not have enough units left.", short_item);
+        if (err == CO_ERR_out_of_stock && o->failure_detail[0] != '\0') {
+            json_object_set_new(j, "item_id", json_string(o->failure_detail));
+            snprintf(msg, sizeof msg, "Item %s does not have enough units left.",
+                     o->failure_detail);
         }
         if (err == CO_ERR_payment_declined && o->decline_code[0] != '\0')
             json_object_set_new(j, "decline_code", json_string(o->decline_code));
@@ -179,7 +180,7 @@ co_step co_saga_transition(co_saga *s, co_order *o, co_state to, const co_change
         path[hops++] = co_state_name(CO_ST_CAPTURED);
     path[hops++] = co_state_name(to);
     apply(&after, to, ch);
-    if (o->answer_pending && !co_saga_answer(&after, NULL, &answer_status, &answer))
+    if (o->answer_pending && !co_saga_answer(&after, &answer_status, &answer))
         answer = NULL;
     st = co_store_transition(s->db, o, path, hops, ch, active(to) ? s->lease_seconds : 0,
                              s->owner, answer_status, answer, s->event_id, s->event_type,

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -576,6 +577,36 @@ START_TEST(admin_items_and_pages)
 }
 END_TEST
 
+/* The server dies after refusing a cart for stock but before storing that
+ * answer: the retry with the same key still gets the refusal, not a 409
+ * request_in_progress for ever. */
+START_TEST(out_of_stock_answer_survives_a_crash)
+{
+    const char *crash[] = {"CHECKOUTD_CRASH_AT=before_out_of_stock_answer", NULL};
+    const char *calm[] = {"CHECKOUTD_CRASH_AT=", NULL};
+    char item[37], body[256], u[37];
+    co_http_resp r = {0};
+    int status = 0;
+
+    ck_assert(co_test_server_restart(&srv, crash));
+    co_test_item(srv.conn, "none-left", 5000, 0, item);
+    co_test_uuid(u);
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
+    ck_assert_int_eq(co_test_checkout(&srv, u, "oos", body, &r), 0);
+    co_http_resp_free(&r);
+    ck_assert(co_proc_wait(&srv.server, 10000, &status));
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    ck_assert(co_test_server_restart(&srv, calm));
+    ck_assert_int_eq(co_test_checkout(&srv, u, "oos", body, &r), 409);
+    ck_assert_ptr_nonnull(strstr(r.body, "out_of_stock"));
+    ck_assert_ptr_nonnull(strstr(r.body, item));
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_checkout(&srv, u, "oos", body, &r), 409);
+    ck_assert_ptr_nonnull(strstr(r.body, "out_of_stock"));
+    co_http_resp_free(&r);
+}
+END_TEST
+
 static Suite *checkout_suite(void)
 {
     Suite *s = suite_create("checkout");
@@ -596,6 +627,7 @@ static Suite *checkout_suite(void)
     tcase_add_test(tc, auth_is_enforced);
     tcase_add_test(tc, bad_bodies_change_nothing);
     tcase_add_test(tc, admin_items_and_pages);
+    tcase_add_test(tc, out_of_stock_answer_survives_a_crash);
     suite_add_tcase(s, tc);
     return s;
 }
