@@ -175,6 +175,16 @@ LANGUAGE sql AS $$
     RETURNING o.id
 $$;
 
+-- An item as the API shows it. VOLATILE so that it sees an item created
+-- earlier in the same statement (POST /v1/admin/items).
+CREATE FUNCTION co_item_json(p_item_id uuid) RETURNS jsonb
+LANGUAGE sql VOLATILE AS $$
+    SELECT jsonb_build_object('id', id, 'object', 'item', 'sku', sku, 'name', name,
+                              'price', price, 'currency', currency,
+                              'stock_available', co_item_available(id))
+      FROM items WHERE id = p_item_id
+$$;
+
 -- An order as the API shows it: its lines, status and saga history.
 CREATE FUNCTION co_order_json(p_order_id uuid) RETURNS jsonb
 LANGUAGE sql STABLE AS $$

@@ -64,10 +64,7 @@ void co_api_admin_item_create(co_worker *w, const co_req *req, co_resp *resp)
     {
         const char *params[5] = {sku, name, p, currency, s};
         st = co_db_call(w->db, &r,
-                        "WITH n AS (SELECT co_create_item($1, $2, $3, $4, $5) AS id)"
-                        " SELECT json_build_object('id', id, 'object', 'item', 'sku', $1::text,"
-                        " 'name', $2::text, 'price', $3::bigint, 'currency', $4::text,"
-                        " 'stock_available', $5::int)::text FROM n",
+                        "SELECT co_item_json(co_create_item($1, $2, $3, $4, $5))::text",
                         5, params);
     }
     if (st == CO_DB_ROWS)

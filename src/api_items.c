@@ -16,9 +16,7 @@ void co_api_item_get(co_worker *w, const co_req *req, co_resp *resp)
         return;
     }
     st = co_db_call(w->db, &r,
-                    "SELECT json_build_object('id', id, 'object', 'item', 'sku', sku, 'name', name,"
-                    " 'price', price, 'currency', currency,"
-                    " 'stock_available', co_item_available(id))::text FROM items WHERE id = $1",
+                    "SELECT co_item_json(id)::text FROM items WHERE id = $1",
                     1, params);
     if (st == CO_DB_ROWS)
         co_resp_raw(resp, 200, co_dbr_get(&r, 0, 0), strlen(co_dbr_get(&r, 0, 0)));

@@ -3,18 +3,6 @@
 
 #include <string.h>
 
-static co_step void_it(co_saga *s, co_order *o, const char *code, const co_pay_result *res)
-{
-    co_change ch = CO_CHANGE_INIT;
-
-    ch.reason = code;
-    ch.failure_code = code;
-    ch.compensate_to = CO_ST_FAILED;
-    if (res->decline_code[0] != '\0')
-        ch.decline_code = res->decline_code;
-    return co_saga_transition(s, o, CO_ST_VOIDING, &ch);
-}
-
 co_step co_step_authorized(co_saga *s, co_order *o)
 {
     char key[80];
@@ -34,14 +22,14 @@ co_step co_step_authorized(co_saga *s, co_order *o)
             ch.reason = "captured";
             return co_saga_transition(s, o, CO_ST_CONFIRMED, &ch);
         }
-        return void_it(s, o, "payment_provider_error", &res);
+        return co_saga_void(s, o, "payment_provider_error", &res);
     case CO_PAY_DECLINED:
-        return void_it(s, o, "payment_declined", &res);
+        return co_saga_void(s, o, "payment_declined", &res);
     case CO_PAY_UNAVAILABLE:
         /* Failed for good after the client's retries: void, release. If the
          * capture did happen, voiding finds out and refunds. */
-        return void_it(s, o, "payment_provider_unavailable", &res);
+        return co_saga_void(s, o, "payment_provider_unavailable", &res);
     default:
-        return void_it(s, o, "payment_provider_error", &res);
+        return co_saga_void(s, o, "payment_provider_error", &res);
     }
 }

@@ -36,18 +36,6 @@ static co_step fail(co_saga *s, co_order *o, const char *code, const co_pay_resu
     return co_saga_transition(s, o, CO_ST_FAILED, &ch);
 }
 
-static co_step void_it(co_saga *s, co_order *o, const char *code, const co_pay_result *res)
-{
-    co_change ch = CO_CHANGE_INIT;
-
-    ch.reason = code;
-    ch.failure_code = code;
-    ch.compensate_to = CO_ST_FAILED;
-    if (res->pi.id[0] != '\0')
-        ch.payment_intent = res->pi.id;
-    return co_saga_transition(s, o, CO_ST_VOIDING, &ch);
-}
-
 co_step co_step_reserved(co_saga *s, co_order *o)
 {
     co_pay_result res;
@@ -69,13 +57,13 @@ co_step co_step_reserved(co_saga *s, co_order *o)
             return co_saga_transition(s, o, CO_ST_AUTHORIZED, &ch);
         }
         if (strcmp(res.pi.status, "requires_action") == 0)
-            return void_it(s, o, "authentication_required", &res);
-        return void_it(s, o, "payment_provider_error", &res);
+            return co_saga_void(s, o, "authentication_required", &res);
+        return co_saga_void(s, o, "payment_provider_error", &res);
     case CO_PAY_DECLINED:
         return fail(s, o, "payment_declined", &res);
     case CO_PAY_UNAVAILABLE:
         /* The authorization may exist without our knowing: void it to be sure. */
-        return void_it(s, o, "payment_provider_unavailable", &res);
+        return co_saga_void(s, o, "payment_provider_unavailable", &res);
     default:
         return fail(s, o, "payment_provider_error", &res);
     }

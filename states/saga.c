@@ -77,6 +77,20 @@ co_step co_saga_drive(co_saga *s, co_order *o, co_drive_mode mode)
     return CO_STEP_RETRY;
 }
 
+co_step co_saga_void(co_saga *s, co_order *o, const char *code, const co_pay_result *res)
+{
+    co_change ch = CO_CHANGE_INIT;
+
+    ch.reason = code;
+    ch.failure_code = code;
+    ch.compensate_to = CO_ST_FAILED;
+    if (res->decline_code[0] != '\0')
+        ch.decline_code = res->decline_code;
+    if (res->pi.id[0] != '\0' && o->payment_intent[0] == '\0')
+        ch.payment_intent = res->pi.id;
+    return co_saga_transition(s, o, CO_ST_VOIDING, &ch);
+}
+
 /* ------------------------------------------------ the libcurl-backed port */
 
 static co_pay_status port_create(void *impl, const co_pi_create_params *p, const char *key,

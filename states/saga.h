@@ -150,6 +150,10 @@ co_step co_step_confirmed(co_saga *s, co_order *o, co_drive_mode mode);
  * its fixed idempotency key; voiding repeats it to learn a lost answer. */
 co_pay_status co_saga_create_intent(co_saga *s, const co_order *o, co_pay_result *res);
 
+/* Starts compensation before capture: -> voiding, ending in failed with code
+ * (and the provider's decline code and PaymentIntent id from res, if any). */
+co_step co_saga_void(co_saga *s, co_order *o, const char *code, const co_pay_result *res);
+
 /* Builds "<order id>:<step>" into out (80 bytes). */
 void co_saga_key(const co_order *o, const char *step, char out[80]);
 
