@@ -49,7 +49,9 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 BINS := $(BUILD)/bin/checkoutd $(MOCK_BINS)
 
-.PHONY: all build deps run test bench chaos clean tests-build format-check
+.PHONY: all build deps run test bench chaos clean tests-build
+# Keep object files make would otherwise delete as intermediates (mock_*.o, test_*.o).
+.SECONDARY:
 all: deps
 	@$(MAKE) --no-print-directory build
 	@mkdir -p bin && cp -f $(BINS) bin/

@@ -843,6 +843,7 @@ static bool get_enum(const ms_form *f, const char *name, const char *const *choi
 {
     const char *v = form_get(f, name);
     char list[256] = "";
+    size_t used = 0;
 
     if (v == NULL)
         return true;
@@ -851,9 +852,9 @@ static bool get_enum(const ms_form *f, const char *name, const char *const *choi
             *out = i;
             return true;
         }
-        if (i > 0)
-            strncat(list, ", ", sizeof list - strlen(list) - 1);
-        strncat(list, choices[i], sizeof list - strlen(list) - 1);
+        if (used < sizeof list)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i > 0 ? ", " : "",
+                                     choices[i]);
     }
     fail_param(r, NULL, name, "Invalid %s: must be one of %s", name, list);
     return false;
@@ -912,6 +913,8 @@ static bool apply_metadata(const ms_form *f, ms_meta *m, ms_resp *r)
             meta_set(&c, k, val);
             free(k);
         }
+        if (c.n > MS_META_KEYS)
+            break;              /* no need to read thousands more */
     }
     if (c.n > MS_META_KEYS) {
         fail_param(r, NULL, "metadata", "You can specify up to %d keys, with key names up to "
@@ -1981,7 +1984,8 @@ static void reply_card_error(ms_resp *r, const ms_req *rq, const ms_pi *pi)
         jset(err, "charge", json_string(pi->ch_id));
     jset(err, "decline_code", jstr_opt(pi->err.decline));
     jset(err, "payment_intent", pi_json(pi));
-    jset(err, "payment_method", pm_json(pi->err.pm, pi->created));
+    if (pi->err.pm != NULL)
+        jset(err, "payment_method", pm_json(pi->err.pm, pi->created));
     snprintf(url, sizeof url, "https://dashboard.stripe.com/test/logs/%s?t=%lld", rq->req_id,
              (long long)time(NULL));
     jset(err, "request_log_url", json_string(url));
@@ -3265,17 +3269,18 @@ static enum MHD_Result handle_api(ms_req *rq, ms_conn *cx, ms_resp *r, char *ori
     ms_route rt = {NULL, NULL};
     enum MHD_Result ret = MHD_YES;
 
+    memset(&fault, 0, sizeof fault);
     atomic_fetch_add(&st_requests, 1);
     if (cx->too_big) {
         fail(r, 413, "invalid_request_error", NULL, NULL,
              "Request body too large (the limit is %d bytes).", MS_BODY_MAX);
         goto out;
     }
+    ms_sleep_ms(g_cfg.latency_ms);     /* every /v1 answer, errors too, as over a real WAN */
     if (!auth_check(rq, r))
         goto out;
     routed = route_api(rq->method, path, &rt);
     faulted = fault_take(rq->method, rq->path, &fault);
-    ms_sleep_ms(g_cfg.latency_ms);
     if (faulted && fault.action == F_HANG) {
         /* Holds the connection, then closes it unanswered; nothing was applied. */
         ms_sleep_ms(fault.delay_ms);
@@ -3477,17 +3482,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 __attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    char msg[512];
+
     (void)cls;
-    if (strncmp(fmt, "Application reported internal error", 35) == 0)
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (strstr(msg, "Application reported internal error") != NULL)
         return;
-    fputs("mock-stripe: libmicrohttpd: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "mock-stripe: libmicrohttpd: %s", msg);
 }
 
 static void usage(FILE *out)
 {
     fputs("usage: mock-stripe [--listen HOST:PORT] [--webhook-url URL]\n"
-          "                   [--webhook-secret whsec_...] [--latency-ms N] [--api-key sk_test_...]\n"
+          "                   [--webhook-secret whsec_...] [--latency-ms N]\n"
+          "                   [--api-key sk_test_...]\n"
           "                   [--webhook-max-attempts N] [--webhook-threads N]\n"
           "                   [--webhook-history N] [--max-idempotency-keys N] [--verbose]\n"
           "\n"
@@ -3495,7 +3503,8 @@ static void usage(FILE *out)
           "idempotency, signed webhooks). Flags override the environment variables\n"
           "MOCK_STRIPE_LISTEN (default 127.0.0.1:12111; port 0 picks a free port),\n"
           "MOCK_STRIPE_WEBHOOK_URL, MOCK_STRIPE_WEBHOOK_SECRET, MOCK_STRIPE_LATENCY_MS,\n"
-          "MOCK_STRIPE_API_KEY (default: any sk_test_ key), MOCK_STRIPE_WEBHOOK_MAX_ATTEMPTS (8),\n"
+          "MOCK_STRIPE_API_KEY (default: any sk_test_ key),\n"
+          "MOCK_STRIPE_WEBHOOK_MAX_ATTEMPTS (8),\n"
           "MOCK_STRIPE_VERBOSE=1.\n"
           "Test endpoints: GET /_mock/stats, GET|POST|DELETE /_mock/faults, GET|DELETE\n"
           "/_mock/webhooks, POST /_mock/reset, POST /_mock/payment_intents/:id/authenticate.\n",
@@ -3516,6 +3525,14 @@ static bool parse_long(const char *what, const char *s, long min, long max, long
     return true;
 }
 
+/* An environment variable's value, or def when it is unset or empty. */
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && *v != '\0' ? v : def;
+}
+
 static bool parse_args(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -3532,27 +3549,24 @@ static bool parse_args(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *e;
-    int c;
+    const char *verbose = getenv("MOCK_STRIPE_VERBOSE");
 
-    if ((e = getenv("MOCK_STRIPE_LISTEN")) != NULL && *e != '\0')
-        g_cfg.listen = e;
-    if ((e = getenv("MOCK_STRIPE_WEBHOOK_URL")) != NULL && *e != '\0')
-        g_cfg.webhook_url = e;
-    if ((e = getenv("MOCK_STRIPE_WEBHOOK_SECRET")) != NULL && *e != '\0')
-        g_cfg.webhook_secret = e;
-    if ((e = getenv("MOCK_STRIPE_API_KEY")) != NULL && *e != '\0')
-        g_cfg.api_key = e;
-    if ((e = getenv("MOCK_STRIPE_VERBOSE")) != NULL && strcmp(e, "1") == 0)
-        g_cfg.verbose = true;
+    g_cfg.listen = env_or("MOCK_STRIPE_LISTEN", g_cfg.listen);
+    g_cfg.webhook_url = env_or("MOCK_STRIPE_WEBHOOK_URL", NULL);
+    g_cfg.webhook_secret = env_or("MOCK_STRIPE_WEBHOOK_SECRET", NULL);
+    g_cfg.api_key = env_or("MOCK_STRIPE_API_KEY", NULL);
+    g_cfg.verbose = verbose != NULL && strcmp(verbose, "1") == 0;
     if (!parse_long("MOCK_STRIPE_LATENCY_MS", getenv("MOCK_STRIPE_LATENCY_MS"), 0, 600000,
                     &g_cfg.latency_ms) ||
         !parse_long("MOCK_STRIPE_WEBHOOK_MAX_ATTEMPTS", getenv("MOCK_STRIPE_WEBHOOK_MAX_ATTEMPTS"),
                     1, 100, &g_cfg.wh_max_attempts))
         return false;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    for (;;) {
+        int c = getopt_long(argc, argv, "h", opts, NULL);
         bool ok = true;
 
+        if (c == -1)
+            break;
         switch (c) {
         case 'l': g_cfg.listen = optarg; break;
         case 'w': g_cfg.webhook_url = *optarg != '\0' ? optarg : NULL; break;
@@ -3580,7 +3594,8 @@ static bool parse_args(int argc, char **argv)
         fprintf(stderr, "mock-stripe: unexpected argument '%s'\n", argv[optind]);
         return false;
     }
-    if (g_cfg.webhook_url != NULL && (g_cfg.webhook_secret == NULL || *g_cfg.webhook_secret == '\0')) {
+    if (g_cfg.webhook_url != NULL &&
+        (g_cfg.webhook_secret == NULL || *g_cfg.webhook_secret == '\0')) {
         fputs("mock-stripe: --webhook-url needs --webhook-secret (whsec_...)\n", stderr);
         return false;
     }

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Checks bin/mock-stripe with the official stripe Node SDK (tests/sdk/sdk_test.js).
+# Checks bin/mock-stripe with the official stripe Node SDK (sdk_test.js), and
+# bin/mock-notify (notify_test.js).
 #
-# Starts a webhook receiver (receiver.js) and the sanitizer build of the mock
-# ($CO_BIN_DIR/mock-stripe, default build/san/bin) on free loopback ports, runs the
-# suite with node's built-in runner, then stops the mock with SIGTERM and fails if it
-# did not exit cleanly or printed any ASan/UBSan/LSan report.
+# Starts a webhook receiver (receiver.js) and the sanitizer builds of the mocks
+# ($CO_BIN_DIR, default build/san/bin) on free loopback ports, runs the suites with
+# node's built-in runner, then stops the mocks with SIGTERM and fails if one did not
+# exit cleanly or printed any ASan/UBSan/LSan report.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(cd "$here/../.." && pwd -P)
 bin_dir=${CO_BIN_DIR:-$root/build/san/bin}
 mock_bin=$bin_dir/mock-stripe
+notify_bin=$bin_dir/mock-notify
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -17,6 +19,7 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_sup
 
 die() { echo "sdk: $*" >&2; exit 1; }
 [ -x "$mock_bin" ] || die "$mock_bin is not built (make SAN=1 build/san/bin/mock-stripe)"
+[ -x "$notify_bin" ] || die "$notify_bin is not built (make SAN=1 build/san/bin/mock-notify)"
 command -v node >/dev/null || die "node is not installed"
 
 cd "$here" || exit 1
@@ -27,10 +30,11 @@ if [ ! -d node_modules/stripe ]; then
 fi
 
 tmp=$(mktemp -d)
-mock_pid='' recv_pid=''
+mock_pid='' notify_pid='' recv_pid=''
 cleanup() {
   [ -n "$recv_pid" ] && kill "$recv_pid" 2>/dev/null
   [ -n "$mock_pid" ] && kill -KILL "$mock_pid" 2>/dev/null
+  [ -n "$notify_pid" ] && kill -KILL "$notify_pid" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -58,32 +62,44 @@ mock_pid=$!
 mock_url=$(wait_url "$tmp/mock.out" "$mock_pid") || { cat "$tmp/mock.err"; die "mock-stripe did not start"; }
 echo "sdk: mock-stripe at $mock_url, webhooks to $recv_url/webhook"
 
+notify_secret="nsec_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+"$notify_bin" --listen 127.0.0.1:0 --secret "$notify_secret" --fail-first 1 \
+  >"$tmp/notify.out" 2>"$tmp/notify.err" &
+notify_pid=$!
+notify_url=$(wait_url "$tmp/notify.out" "$notify_pid") || { cat "$tmp/notify.err"; die "mock-notify did not start"; }
+
 MOCK_STRIPE_URL=$mock_url RECEIVER_URL=$recv_url WEBHOOK_SECRET=$secret \
-  node --test --test-reporter=spec sdk_test.js
+MOCK_NOTIFY_URL=$notify_url NOTIFY_SECRET=$notify_secret \
+  node --test --test-reporter=spec sdk_test.js notify_test.js
 status=$?
 
 # A clean stop is part of the test: sanitizers report leaks at exit.
-kill -TERM "$mock_pid"
-for _ in $(seq 1 200); do kill -0 "$mock_pid" 2>/dev/null || break; sleep 0.05; done
-if kill -0 "$mock_pid" 2>/dev/null; then
-  echo "sdk: mock-stripe did not stop within 10 s of SIGTERM" >&2
-  status=1
-else
-  wait "$mock_pid"
-  mock_rc=$?
-  mock_pid=''
-  if [ "$mock_rc" -ne 0 ]; then
-    echo "sdk: mock-stripe exited with status $mock_rc" >&2
-    status=1
+# stop NAME PID ERRFILE: SIGTERM, wait up to 10 s, check exit status and sanitizer output.
+stop() {
+  local name=$1 pid=$2 err=$3 rc ok=0
+  kill -TERM "$pid"
+  for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "sdk: $name did not stop within 10 s of SIGTERM" >&2
+    ok=1
+  else
+    wait "$pid"
+    rc=$?
+    if [ "$rc" -ne 0 ]; then echo "sdk: $name exited with status $rc" >&2; ok=1; fi
   fi
-fi
-if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' \
-     "$tmp/mock.err"; then
-  echo "sdk: sanitizer report from mock-stripe:" >&2
-  status=1
-fi
-if [ "$status" -ne 0 ] && [ -s "$tmp/mock.err" ]; then
-  echo "--- mock-stripe stderr" >&2
-  tail -n 80 "$tmp/mock.err" >&2
-fi
+  if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' \
+       "$err"; then
+    echo "sdk: sanitizer report from $name" >&2
+    ok=1
+  fi
+  if [ "$ok" -ne 0 ] && [ -s "$err" ]; then
+    echo "--- $name stderr" >&2
+    tail -n 80 "$err" >&2
+  fi
+  return "$ok"
+}
+stop mock-stripe "$mock_pid" "$tmp/mock.err" || status=1
+mock_pid=''
+stop mock-notify "$notify_pid" "$tmp/notify.err" || status=1
+notify_pid=''
 exit "$status"

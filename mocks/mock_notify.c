@@ -1,0 +1,519 @@
+/* mock-notify: the back-in-stock notification sink (SPEC sections 1 and 8.5).
+ *
+ * A real HTTP server that accepts a signed JSON POST on any path (NOTIFY_URL points at
+ * it), checks the "Notify-Signature: t=...,v1=..." header with co_sig_verify, and keeps
+ * every delivery in memory so tests can assert "each waiting shopper got one
+ * notification, delivered at least once":
+ *
+ *   POST <any path>          a delivery: 200, 401 when the signature does not verify,
+ *                            400 when the body is not JSON, 500 while failures are armed
+ *   GET  /_mock/deliveries   {"data":[{"id","path","received_at","verified","status",
+ *                            "signature_error","body"}...],"count":N}, oldest first
+ *   DELETE /_mock/deliveries forgets them
+ *   POST /_mock/fail         {"count":N}: answer 500 to the next N signed deliveries
+ *   GET  /_mock/health
+ *
+ * Every request is recorded, the refused ones too (with their status), so a test can
+ * see forged or retried deliveries. Armed failures apply only to correctly signed JSON
+ * deliveries, so that a forged request cannot use them up. */
+#include "co_sig.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define MN_BODY_MAX (64 * 1024)
+#define MN_PATH_MAX 256
+
+typedef struct {
+    long long id;
+    char path[MN_PATH_MAX];
+    long long received_ms;      /* unix time in milliseconds */
+    bool verified;
+    int status;                 /* what we answered */
+    const char *sig_error;      /* static string, NULL when verified */
+    char *raw;                  /* the body as received */
+    size_t raw_len;
+} mn_delivery;
+
+static struct {
+    pthread_mutex_t mu;
+    mn_delivery *v;
+    size_t n, cap;
+    long long next_id;
+    long fail_left;             /* deliveries still to be failed with 500 */
+} g_sink = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static const char *g_secret;
+static bool g_verbose;
+
+/* ================================================================ helpers */
+
+static _Noreturn void oom(void)
+{
+    fputs("mock-notify: out of memory\n", stderr);
+    abort();
+}
+
+static void *xrealloc(void *old, size_t n)
+{
+    void *p = realloc(old, n > 0 ? n : 1);
+
+    if (p == NULL)
+        oom();
+    return p;
+}
+
+static long long unix_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Strict decimal in [min, max]. */
+static bool parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    if (s == NULL || *s == '\0')
+        return false;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static const char *sig_error_name(co_sig_result r)
+{
+    switch (r) {
+    case CO_SIG_OK:
+        return NULL;
+    case CO_SIG_MISSING:
+        return "missing";
+    case CO_SIG_MALFORMED:
+        return "malformed";
+    case CO_SIG_STALE:
+        return "stale";
+    case CO_SIG_MISMATCH:
+        return "mismatch";
+    }
+    return "unknown";
+}
+
+/* ================================================================ the store */
+
+/* Records a delivery (copying body) and decides the answer. */
+static int record(const char *path, const char *body, size_t len, co_sig_result sig,
+                  bool is_json)
+{
+    mn_delivery *d;
+    int status;
+
+    pthread_mutex_lock(&g_sink.mu);
+    if (sig != CO_SIG_OK) {
+        status = MHD_HTTP_UNAUTHORIZED;
+    } else if (!is_json) {
+        status = MHD_HTTP_BAD_REQUEST;
+    } else if (g_sink.fail_left > 0) {
+        g_sink.fail_left--;
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    } else {
+        status = MHD_HTTP_OK;
+    }
+    if (g_sink.n == g_sink.cap) {
+        g_sink.cap = g_sink.cap > 0 ? 2 * g_sink.cap : 64;
+        g_sink.v = xrealloc(g_sink.v, g_sink.cap * sizeof *g_sink.v);
+    }
+    d = &g_sink.v[g_sink.n++];
+    memset(d, 0, sizeof *d);
+    d->id = ++g_sink.next_id;
+    snprintf(d->path, sizeof d->path, "%s", path);
+    d->received_ms = unix_ms();
+    d->verified = sig == CO_SIG_OK;
+    d->status = status;
+    d->sig_error = sig_error_name(sig);
+    d->raw = xrealloc(NULL, len + 1);
+    if (len > 0)
+        memcpy(d->raw, body, len);
+    d->raw[len] = '\0';
+    d->raw_len = len;
+    pthread_mutex_unlock(&g_sink.mu);
+    return status;
+}
+
+static void clear_deliveries_locked(void)
+{
+    for (size_t i = 0; i < g_sink.n; i++)
+        free(g_sink.v[i].raw);
+    free(g_sink.v);
+    g_sink.v = NULL;
+    g_sink.n = g_sink.cap = 0;
+}
+
+/* Bodies are kept raw and parsed here, so no jansson object is shared between threads. */
+static json_t *deliveries_json(void)
+{
+    json_t *data = json_array();
+    json_t *root;
+
+    pthread_mutex_lock(&g_sink.mu);
+    for (size_t i = 0; i < g_sink.n; i++) {
+        const mn_delivery *d = &g_sink.v[i];
+        json_t *body = json_loadb(d->raw, d->raw_len, 0, NULL);
+        json_t *o = json_pack("{s:I, s:s, s:I, s:b, s:i, s:s?}", "id", (json_int_t)d->id,
+                              "path", d->path, "received_at", (json_int_t)d->received_ms,
+                              "verified", d->verified, "status", d->status,
+                              "signature_error", d->sig_error);
+
+        if (o == NULL) {
+            json_decref(body);
+            continue;
+        }
+        json_object_set_new(o, "body", body != NULL ? body : json_null());
+        if (body == NULL)
+            json_object_set_new(o, "raw", json_stringn(d->raw, d->raw_len));
+        json_array_append_new(data, o);
+    }
+    root = json_pack("{s:o, s:I, s:I}", "data", data, "count", (json_int_t)g_sink.n,
+                     "fail_remaining", (json_int_t)g_sink.fail_left);
+    pthread_mutex_unlock(&g_sink.mu);
+    return root;
+}
+
+/* ================================================================ HTTP */
+
+typedef struct {
+    char *body;
+    size_t len, cap;
+    bool too_big;
+} mn_conn;
+
+/* Takes body (malloc'd, may be NULL for an empty answer). */
+static enum MHD_Result reply(struct MHD_Connection *c, int status, char *body)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    if (body == NULL)
+        body = strdup("{}");
+    if (body == NULL)
+        return MHD_NO;
+    resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Takes root. */
+static enum MHD_Result reply_json(struct MHD_Connection *c, int status, json_t *root)
+{
+    char *s = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+
+    json_decref(root);
+    return reply(c, status, s);
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, int status, const char *code,
+                                   const char *msg)
+{
+    return reply_json(c, status, json_pack("{s:{s:s, s:s}}", "error", "code", code,
+                                           "message", msg));
+}
+
+static enum MHD_Result handle_mock(struct MHD_Connection *c, const char *method,
+                                   const char *url, const mn_conn *cx)
+{
+    bool get = strcmp(method, "GET") == 0;
+
+    if (get && strcmp(url, "/_mock/health") == 0)
+        return reply_json(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+    if (get && strcmp(url, "/_mock/deliveries") == 0)
+        return reply_json(c, MHD_HTTP_OK, deliveries_json());
+    if (strcmp(method, "DELETE") == 0 && strcmp(url, "/_mock/deliveries") == 0) {
+        pthread_mutex_lock(&g_sink.mu);
+        clear_deliveries_locked();
+        pthread_mutex_unlock(&g_sink.mu);
+        return reply_json(c, MHD_HTTP_OK, json_pack("{s:b}", "cleared", 1));
+    }
+    if (strcmp(method, "POST") == 0 && strcmp(url, "/_mock/fail") == 0) {
+        json_t *j = json_loadb(cx->body != NULL ? cx->body : "", cx->len, 0, NULL);
+        json_t *n = json_object_get(j, "count");
+        json_int_t count = json_is_integer(n) ? json_integer_value(n) : -1;
+
+        json_decref(j);
+        if (count < 0 || count > 1000000)
+            return reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid_request",
+                               "body must be {\"count\": N} with 0 <= N <= 1000000");
+        pthread_mutex_lock(&g_sink.mu);
+        g_sink.fail_left = (long)count;
+        pthread_mutex_unlock(&g_sink.mu);
+        return reply_json(c, MHD_HTTP_OK, json_pack("{s:I}", "fail_remaining",
+                                                     (json_int_t)count));
+    }
+    return reply_error(c, MHD_HTTP_NOT_FOUND, "not_found",
+                       "unknown mock endpoint: try /_mock/deliveries or /_mock/fail");
+}
+
+static enum MHD_Result handle(struct MHD_Connection *c, const char *method, const char *url,
+                              const mn_conn *cx)
+{
+    const char *sig;
+    co_sig_result res;
+    json_t *probe;
+    bool is_json;
+    int status;
+
+    if (strncmp(url, "/_mock/", 7) == 0)
+        return handle_mock(c, method, url, cx);
+    if (strcmp(method, "POST") != 0)
+        return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                           "deliveries are POSTed");
+    if (cx->too_big)
+        return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "body over 64 KiB");
+    sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Notify-Signature");
+    res = co_sig_verify(sig, g_secret, time(NULL), CO_SIG_TOLERANCE_SECONDS,
+                        cx->body != NULL ? cx->body : "", cx->len);
+    probe = json_loadb(cx->body != NULL ? cx->body : "", cx->len, 0, NULL);
+    is_json = probe != NULL;
+    json_decref(probe);
+    status = record(url, cx->body, cx->len, res, is_json);
+    if (g_verbose)
+        fprintf(stderr, "mock-notify: POST %s -> %d (signature %s)\n", url, status,
+                res == CO_SIG_OK ? "ok" : sig_error_name(res));
+    switch (status) {
+    case MHD_HTTP_OK:
+        return reply_json(c, status, json_pack("{s:b}", "received", 1));
+    case MHD_HTTP_UNAUTHORIZED:
+        return reply_error(c, status, "invalid_signature", sig_error_name(res));
+    case MHD_HTTP_BAD_REQUEST:
+        return reply_error(c, status, "invalid_json", "the body is not JSON");
+    default:
+        return reply_error(c, status, "injected_failure", "failing on purpose (/_mock/fail)");
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    mn_conn *cx = *con_cls;
+
+    (void)cls;
+    (void)version;
+    if (cx == NULL) {
+        cx = calloc(1, sizeof *cx);
+        if (cx == NULL)
+            return MHD_NO;
+        *con_cls = cx;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+
+        *upload_data_size = 0;
+        if (cx->too_big)
+            return MHD_YES;
+        if (cx->len + n > MN_BODY_MAX) {
+            cx->too_big = true;     /* read and drop the rest; 413 at the end */
+            return MHD_YES;
+        }
+        if (cx->len + n + 1 > cx->cap) {
+            cx->cap = cx->len + n + 1 > 2 * cx->cap ? cx->len + n + 1 : 2 * cx->cap;
+            cx->body = xrealloc(cx->body, cx->cap);
+        }
+        memcpy(cx->body + cx->len, upload_data, n);
+        cx->len += n;
+        cx->body[cx->len] = '\0';
+        return MHD_YES;
+    }
+    return handle(c, method, url, cx);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    mn_conn *cx = *con_cls;
+
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (cx != NULL) {
+        free(cx->body);
+        free(cx);
+        *con_cls = NULL;
+    }
+}
+
+/* ================================================================ start-up */
+
+static void usage(FILE *out)
+{
+    fputs("usage: mock-notify [--listen HOST:PORT] --secret S [--fail-first N] [--verbose]\n"
+          "\n"
+          "A sink for signed back-in-stock notifications. Flags override the environment\n"
+          "variables MOCK_NOTIFY_LISTEN (default 127.0.0.1:12112; port 0 picks a free one),\n"
+          "MOCK_NOTIFY_SECRET and MOCK_NOTIFY_FAIL_FIRST. See the comment at the top of\n"
+          "mocks/mock_notify.c for the endpoints.\n", out);
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && *v != '\0' ? v : def;
+}
+
+/* HOST:PORT or [V6]:PORT -> a socket address; host_out keeps the text for the banner. */
+static bool parse_listen(const char *s, struct sockaddr_storage *ss, bool *v6, char *host_out,
+                         size_t hcap)
+{
+    char host[256], port[16];
+    const char *colon;
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+
+        if (end == NULL || end[1] != ':')
+            goto bad;
+        snprintf(host, sizeof host, "%.*s", (int)(end - s - 1), s + 1);
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || (size_t)(colon - s) >= sizeof host)
+            goto bad;
+        snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
+    }
+    snprintf(port, sizeof port, "%s", colon + 1);
+    if (port[0] == '\0' || strspn(port, "0123456789") != strlen(port) || host[0] == '\0')
+        goto bad;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "mock-notify: cannot resolve %s: %s\n", host, gai_strerror(rc));
+        return false;
+    }
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *v6 = res->ai_family == AF_INET6;
+    freeaddrinfo(res);
+    snprintf(host_out, hcap, *v6 ? "[%s]" : "%s", host);
+    return true;
+bad:
+    fprintf(stderr, "mock-notify: --listen wants HOST:PORT, got '%s'\n", s);
+    return false;
+}
+
+__attribute__((format(printf, 2, 0)))
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    fputs("mock-notify: libmicrohttpd: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"secret", required_argument, NULL, 's'},
+        {"fail-first", required_argument, NULL, 'f'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *listen = env_or("MOCK_NOTIFY_LISTEN", "127.0.0.1:12112");
+    const char *fail_first = env_or("MOCK_NOTIFY_FAIL_FIRST", NULL);
+    struct sockaddr_storage ss;
+    char host[300];
+    bool v6 = false;
+    sigset_t sigs;
+    struct MHD_Daemon *d;
+    const union MHD_DaemonInfo *info;
+    int sig;
+
+    g_secret = env_or("MOCK_NOTIFY_SECRET", NULL);
+    for (;;) {
+        int c = getopt_long(argc, argv, "h", opts, NULL);
+
+        if (c == -1)
+            break;
+        switch (c) {
+        case 'l': listen = optarg; break;
+        case 's': g_secret = optarg; break;
+        case 'f': fail_first = optarg; break;
+        case 'v': g_verbose = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc || g_secret == NULL || *g_secret == '\0') {
+        fputs("mock-notify: --secret (or MOCK_NOTIFY_SECRET) is required\n", stderr);
+        usage(stderr);
+        return 2;
+    }
+    if (fail_first != NULL && !parse_long(fail_first, 0, 1000000, &g_sink.fail_left)) {
+        fputs("mock-notify: --fail-first must be an integer from 0 to 1000000\n", stderr);
+        return 2;
+    }
+    if (!parse_listen(listen, &ss, &v6, host, sizeof host))
+        return 2;
+    json_object_seed(0);
+    /* Every thread inherits this mask, so only sigwait() below sees SIGINT/SIGTERM. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    /* Handlers never block, so a small pool of polling threads is enough. */
+    d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+                         (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, on_request, NULL,
+                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,     /* must be first */
+                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                         MHD_OPTION_END);
+    if (d == NULL) {
+        fprintf(stderr, "mock-notify: cannot listen on %s\n", listen);
+        return 1;
+    }
+    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    printf("mock-notify listening on http://%s:%u\n", host,
+           info != NULL ? (unsigned)info->port : 0U);
+    fflush(stdout);
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    MHD_stop_daemon(d);
+    pthread_mutex_lock(&g_sink.mu);
+    clear_deliveries_locked();
+    pthread_mutex_unlock(&g_sink.mu);
+    return 0;
+}
