@@ -101,6 +101,11 @@ DECLARE
 BEGIN
     SELECT array_agg(c.item_id ORDER BY c.item_id), array_agg(c.quantity ORDER BY c.item_id)
       INTO ids, qtys FROM co_cart_lines(p_items) c;
+    -- Lock the items first, in id order, with the lock the reservation takes
+    -- anyway. The foreign-key checks of the inserts below would otherwise take
+    -- KEY SHARE locks on rows others are updating: on a hot item that piles up
+    -- multixacts and cut throughput 6x at 32 clients (make bench).
+    PERFORM 1 FROM items WHERE id = ANY (ids) ORDER BY id FOR NO KEY UPDATE;
     SELECT c.id INTO missing
       FROM unnest(ids) AS c(id) LEFT JOIN items i ON i.id = c.id
      WHERE i.id IS NULL ORDER BY c.id LIMIT 1;

@@ -2,6 +2,7 @@
  * capture). Mobile flow: create the PaymentIntent the app will confirm. */
 #include "saga.h"
 
+#include <stdio.h>
 #include <string.h>
 
 co_pay_status co_saga_create_intent(co_saga *s, const co_order *o, co_pay_result *res)
@@ -53,17 +54,20 @@ co_step co_step_reserved(co_saga *s, co_order *o)
         }
         if (strcmp(res.pi.status, "requires_capture") == 0 ||
             strcmp(res.pi.status, "succeeded") == 0) {
-            ch.reason = "authorized";
-            return co_saga_transition(s, o, CO_ST_AUTHORIZED, &ch);
+            /* Capture at once; the authorization is committed with the
+             * outcome. Safe because both calls are keyed by order and step:
+             * after a crash, recovery repeats them and the provider replays. */
+            snprintf(o->payment_intent, sizeof o->payment_intent, "%s", res.pi.id);
+            return co_saga_capture(s, o, CO_ST_AUTHORIZED);
         }
         if (strcmp(res.pi.status, "requires_action") == 0)
-            return co_saga_void(s, o, "authentication_required", &res);
-        return co_saga_void(s, o, "payment_provider_error", &res);
+            return co_saga_void(s, o, "authentication_required", &res, CO_ST_NONE);
+        return co_saga_void(s, o, "payment_provider_error", &res, CO_ST_NONE);
     case CO_PAY_DECLINED:
         return fail(s, o, "payment_declined", &res);
     case CO_PAY_UNAVAILABLE:
         /* The authorization may exist without our knowing: void it to be sure. */
-        return co_saga_void(s, o, "payment_provider_unavailable", &res);
+        return co_saga_void(s, o, "payment_provider_unavailable", &res, CO_ST_NONE);
     default:
         return fail(s, o, "payment_provider_error", &res);
     }

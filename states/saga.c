@@ -77,10 +77,14 @@ co_step co_saga_drive(co_saga *s, co_order *o, co_drive_mode mode)
     return CO_STEP_RETRY;
 }
 
-co_step co_saga_void(co_saga *s, co_order *o, const char *code, const co_pay_result *res)
+co_step co_saga_void(co_saga *s, co_order *o, const char *code, const co_pay_result *res,
+                     co_state via)
 {
     co_change ch = CO_CHANGE_INIT;
 
+    ch.via = via;
+    if (via != CO_ST_NONE)
+        ch.payment_intent = o->payment_intent;
     ch.reason = code;
     ch.failure_code = code;
     ch.compensate_to = CO_ST_FAILED;

@@ -109,8 +109,10 @@ typedef struct {
     const char *failure_code;
     const char *decline_code;
     co_state compensate_to;     /* for voiding/refunding; CO_ST_NONE otherwise */
+    co_state via;               /* a state passed through on the way, with no commit
+                                 * of its own (history still shows it); CO_ST_NONE */
 } co_change;
-#define CO_CHANGE_INIT {.compensate_to = CO_ST_NONE}
+#define CO_CHANGE_INIT {.compensate_to = CO_ST_NONE, .via = CO_ST_NONE}
 
 /* The one function that moves an order. Checks the move is legal (aborts on a
  * move the state machine does not have: that is a bug), writes it with its
@@ -151,10 +153,52 @@ co_step co_step_confirmed(co_saga *s, co_order *o, co_drive_mode mode);
 co_pay_status co_saga_create_intent(co_saga *s, const co_order *o, co_pay_result *res);
 
 /* Starts compensation before capture: -> voiding, ending in failed with code
- * (and the provider's decline code and PaymentIntent id from res, if any). */
-co_step co_saga_void(co_saga *s, co_order *o, const char *code, const co_pay_result *res);
+ * (and the provider's decline code and PaymentIntent id from res, if any).
+ * via as in co_change. */
+co_step co_saga_void(co_saga *s, co_order *o, const char *code, const co_pay_result *res,
+                     co_state via);
+
+/* Captures the authorized PaymentIntent o->payment_intent and confirms, or
+ * starts voiding. via is CO_ST_AUTHORIZED when the authorization has not been
+ * committed on its own (the server flow's second commit carries both). */
+co_step co_saga_capture(co_saga *s, co_order *o, co_state via);
 
 /* Builds "<order id>:<step>" into out (80 bytes). */
 void co_saga_key(const co_order *o, const char *step, char out[80]);
+
+/* ------------------------------------------- provider events (states/events.c) */
+
+/* A payment provider event as the saga needs it; webhooks/stripe.c fills it
+ * from a body whose signature it verified. Strings are borrowed. */
+typedef struct {
+    const char *id;             /* evt_... */
+    const char *type;           /* e.g. payment_intent.succeeded */
+    const char *payment_intent; /* the PaymentIntent it is about, or NULL */
+    const char *order_id;       /* data.object.metadata.order_id when a uuid, or NULL */
+    const char *decline_code;   /* last_payment_error.decline_code (or .code), or NULL */
+    long long amount_refunded;  /* charge.refunded: data.object.amount_refunded */
+} co_pay_event;
+
+typedef enum {
+    CO_EVENT_APPLIED,   /* it moved the order; recorded in that move's transaction */
+    CO_EVENT_IGNORED,   /* it changes nothing (unknown intent or type, or the order is past
+                         * it, or it raced another move): recorded as seen */
+    CO_EVENT_DUPLICATE, /* this event id was handled before: nothing done */
+    CO_EVENT_RETRY,     /* it could not take effect now (database or provider unreachable):
+                         * nothing recorded, so a redelivery is handled afresh */
+} co_event_result;
+
+typedef struct {
+    char order_id[37];  /* "" when the event names no order of ours */
+    co_state status;    /* the order's status afterwards, CO_ST_NONE without one */
+    char outcome[96];   /* what was recorded: "applied: confirmed", "ignored: order expired" */
+} co_event_outcome;
+
+/* Applies a provider event at most once: finds its order (metadata, else the
+ * PaymentIntent), lets the order's state decide, and moves it only through
+ * co_saga_transition / co_saga_drive with s->event_id set, so the event is
+ * recorded by the first move it causes (or, when it moves nothing, on its
+ * own). The table of what each event does is at the top of states/events.c. */
+co_event_result co_saga_event(co_saga *s, const co_pay_event *ev, co_event_outcome *out);
 
 #endif

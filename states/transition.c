@@ -162,7 +162,7 @@ static void apply(co_order *o, co_state to, const co_change *ch)
 
 co_step co_saga_transition(co_saga *s, co_order *o, co_state to, const co_change *ch)
 {
-    const char *path[2];
+    const char *path[3];
     int hops = 0;
     co_order after = *o;
     unsigned answer_status = 0;
@@ -170,13 +170,18 @@ co_step co_saga_transition(co_saga *s, co_order *o, co_state to, const co_change
     char result[12] = "";
     co_db_status st;
 
-    if (!legal(o->status, to)) {
-        CO_ERROR("saga", "order %s: illegal move %s -> %s", o->id, co_state_name(o->status),
-                 co_state_name(to));
+    co_state from = ch->via != CO_ST_NONE ? ch->via : o->status;
+
+    if ((ch->via != CO_ST_NONE && !legal(o->status, ch->via)) || !legal(from, to)) {
+        CO_ERROR("saga", "order %s: illegal move %s -> %s%s%s", o->id, co_state_name(o->status),
+                 ch->via != CO_ST_NONE ? co_state_name(ch->via) : "",
+                 ch->via != CO_ST_NONE ? " -> " : "", co_state_name(to));
         abort();
     }
+    if (ch->via != CO_ST_NONE)
+        path[hops++] = co_state_name(ch->via);
     /* Capture then confirm is one commit: nothing happens between them. */
-    if (to == CO_ST_CONFIRMED && o->status != CO_ST_CAPTURED)
+    if (to == CO_ST_CONFIRMED && from != CO_ST_CAPTURED)
         path[hops++] = co_state_name(CO_ST_CAPTURED);
     path[hops++] = co_state_name(to);
     apply(&after, to, ch);
