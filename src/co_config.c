@@ -58,6 +58,7 @@ bool co_config_load(co_config *cfg, char *err, unsigned n)
     cfg->auth_jwt_secret = env_or("AUTH_JWT_SECRET", NULL);
     cfg->admin_api_key = env_or("ADMIN_API_KEY", NULL);
     cfg->notify_url = env_or("NOTIFY_URL", "http://127.0.0.1:12112/notify");
+    cfg->notify_secret = env_or("NOTIFY_SECRET", cfg->restock_webhook_secret);
     cfg->crash_at = env_or("CHECKOUTD_CRASH_AT", NULL);
 
     listen = env_or("LISTEN_ADDR", "127.0.0.1:8080");
@@ -83,7 +84,10 @@ bool co_config_load(co_config *cfg, char *err, unsigned n)
         !env_int("RECOVERY_INTERVAL_MS", 1000, 10, 600000, &cfg->recovery_interval_ms, err, n) ||
         !env_int("STRIPE_TIMEOUT_MS", 10000, 100, 600000, &timeout_ms, err, n) ||
         !env_int("STRIPE_MAX_RETRIES", 3, 0, 10, &cfg->stripe_max_retries, err, n) ||
-        !env_int("NOTIFY_MAX_ATTEMPTS", 8, 1, 100, &cfg->notify_max_attempts, err, n))
+        !env_int("NOTIFY_MAX_ATTEMPTS", 8, 1, 100, &cfg->notify_max_attempts, err, n) ||
+        !env_int("NOTIFY_INTERVAL_MS", 200, 10, 600000, &cfg->notify_interval_ms, err, n) ||
+        !env_int("NOTIFY_BACKOFF_MS", 500, 1, 60000, &cfg->notify_backoff_ms, err, n) ||
+        !env_int("NOTIFY_TIMEOUT_MS", 5000, 100, 120000, &cfg->notify_timeout_ms, err, n))
         return false;
     cfg->stripe_timeout_ms = timeout_ms;
     if (strncmp(cfg->stripe_webhook_secret, "whsec_", 6) != 0) {
@@ -104,6 +108,7 @@ void co_config_free(co_config *cfg)
     free(cfg->auth_jwt_secret);
     free(cfg->admin_api_key);
     free(cfg->notify_url);
+    free(cfg->notify_secret);
     free(cfg->crash_at);
     memset(cfg, 0, sizeof *cfg);
 }

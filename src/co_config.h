@@ -22,6 +22,12 @@ typedef struct {
     long stripe_timeout_ms;    /* STRIPE_TIMEOUT_MS, default 10000 */
     int stripe_max_retries;    /* STRIPE_MAX_RETRIES, default 3 */
     int notify_max_attempts;   /* NOTIFY_MAX_ATTEMPTS before dead-letter, default 8 */
+    char *notify_secret;       /* NOTIFY_SECRET: HMAC key of Notify-Signature; defaults to
+                                * RESTOCK_WEBHOOK_SECRET */
+    int notify_interval_ms;    /* NOTIFY_INTERVAL_MS: outbox poll period, default 200 */
+    int notify_backoff_ms;     /* NOTIFY_BACKOFF_MS: first retry delay, doubled per attempt,
+                                * capped at 60 s; default 500 */
+    int notify_timeout_ms;     /* NOTIFY_TIMEOUT_MS: one delivery's HTTP timeout, default 5000 */
     char *crash_at;            /* CHECKOUTD_CRASH_AT: test-only, abort at this saga step */
 } co_config;
 

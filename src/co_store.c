@@ -168,3 +168,17 @@ co_db_status co_store_record_event(co_db *db, const char *event_id, const char *
     co_dbr_clear(&r);
     return st;
 }
+
+co_db_status co_store_event_lookup(co_db *db, const char *event_id, const char *order_hint,
+                                   const char *payment_intent, bool *seen, char order_id[37])
+{
+    const char *params[3] = {event_id, order_hint, payment_intent};
+    co_dbr r;
+    co_db_status st = co_db_call(db, &r, "SELECT seen, order_id FROM co_event_lookup($1, $2, $3)",
+                                 3, params);
+
+    *seen = st == CO_DB_ROWS && co_dbr_bool(&r, 0, 0);
+    copy(order_id, 37, st == CO_DB_ROWS ? co_dbr_get(&r, 0, 1) : NULL);
+    co_dbr_clear(&r);
+    return st;
+}

@@ -46,6 +46,13 @@ co_db_status co_store_record_event(co_db *db, const char *event_id, const char *
                                    const char *payment_intent, const char *order_id,
                                    const char *outcome, bool *fresh);
 
+/* Before a provider event is acted on: *seen when its id was recorded before,
+ * and the order it concerns into order_id ("" when none): order_hint (the
+ * event's metadata.order_id, may be NULL) if that order exists and has no other
+ * PaymentIntent, else the order whose PaymentIntent is payment_intent (may be NULL). */
+co_db_status co_store_event_lookup(co_db *db, const char *event_id, const char *order_hint,
+                                   const char *payment_intent, bool *seen, char order_id[37]);
+
 /* Claims up to max stalled sagas for owner; ids[i] get the order ids. */
 co_db_status co_store_claim_stalled(co_db *db, const char *owner, int lease_seconds, int max,
                                     char (*ids)[37], int *n);

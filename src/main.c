@@ -9,6 +9,7 @@
 #include "co_jwt.h"
 #include "co_log.h"
 #include "co_migrate.h"
+#include "co_notify.h"
 #include "co_recovery.h"
 
 #include <curl/curl.h>
@@ -72,6 +73,7 @@ static int serve(void)
     int sig = 0;
     co_http *http;
     co_recovery rec;
+    co_notifier notifier;
     char host[64] = "localhost";
     co_http_config hc;
 
@@ -105,6 +107,7 @@ static int serve(void)
     if (http == NULL)
         goto fail;
     co_recovery_start(&rec, &app);
+    co_notify_start(&notifier, &app);
     printf("checkoutd listening on http://%s:%u\n", app.cfg.listen_host, co_http_port(http));
     fflush(stdout);
 
@@ -112,6 +115,7 @@ static int serve(void)
     CO_INFO("main", "signal %d: stopping", sig);
     atomic_store(&app.stopping, true);
     co_recovery_stop(&rec);
+    co_notify_stop(&notifier);
     co_http_stop(http);
     co_config_free(&app.cfg);
     curl_global_cleanup();

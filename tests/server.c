@@ -57,8 +57,8 @@ bool co_test_server_restart(co_test_server *s, const char *const extra_env[])
     return true;
 }
 
-void co_test_server_start(co_test_server *s, const char *const extra_env[],
-                          const char *const mock_args[])
+static void start(co_test_server *s, const char *const extra_env[],
+                  const char *const mock_args[], bool notify)
 {
     char *margs[16];
     int n = 0;
@@ -70,6 +70,15 @@ void co_test_server_start(co_test_server *s, const char *const extra_env[],
         margs[n++] = (char *)mock_args[i];
     margs[n] = NULL;
     ck_assert_msg(co_proc_start_mock_stripe(&s->mock, margs), "mock-stripe did not start");
+    if (notify) {
+        char path[512], url[300];
+        char *nargs[] = {path, "--listen", "127.0.0.1:0", "--secret", CO_TEST_NOTIFY_SECRET, NULL};
+
+        snprintf(path, sizeof path, "%s/mock-notify", bin_dir());
+        ck_assert_msg(co_proc_start(&s->notify, nargs, NULL, 10000), "mock-notify did not start");
+        snprintf(url, sizeof url, "%s/notify", s->notify.url);
+        add_envf(s, "NOTIFY_URL", url);
+    }
     add_envf(s, "DATABASE_URL", s->db.url);
     add_envf(s, "LISTEN_ADDR", "127.0.0.1:0");
     add_envf(s, "STRIPE_API_BASE", s->mock.url);
@@ -88,6 +97,18 @@ void co_test_server_start(co_test_server *s, const char *const extra_env[],
     ck_assert_msg(co_test_server_restart(s, extra_env), "checkoutd did not start");
 }
 
+void co_test_server_start(co_test_server *s, const char *const extra_env[],
+                          const char *const mock_args[])
+{
+    start(s, extra_env, mock_args, false);
+}
+
+void co_test_server_start_notify(co_test_server *s, const char *const extra_env[],
+                                 const char *const mock_args[])
+{
+    start(s, extra_env, mock_args, true);
+}
+
 void co_test_server_stop(co_test_server *s)
 {
     int status = 0;
@@ -97,6 +118,8 @@ void co_test_server_stop(co_test_server *s)
         status = co_proc_stop(&s->server, SIGTERM);
     if (s->mock.pid != 0)
         co_proc_stop(&s->mock, SIGTERM);
+    if (s->notify.pid != 0)
+        co_proc_stop(&s->notify, SIGTERM);
     if (s->conn != NULL)
         PQfinish(s->conn);
     s->conn = NULL;
@@ -331,4 +354,13 @@ void co_test_cart(char *out, size_t n, const char *item, int qty, const char *pm
                  item, qty, pm);
     else
         snprintf(out, n, "{\"items\":[{\"item_id\":\"%s\",\"quantity\":%d}]}", item, qty);
+}
+
+bool co_test_server_start_another(co_test_server *s, co_proc *p)
+{
+    char path[512];
+    char *argv[2] = {path, NULL};
+
+    snprintf(path, sizeof path, "%s/checkoutd", bin_dir());
+    return co_proc_start(p, argv, s->env, 20000);
 }

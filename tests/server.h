@@ -24,6 +24,7 @@ typedef struct {
     char url[256];         /* the server's base URL */
     char *env[32];         /* checkoutd's environment additions (owned) */
     int nenv;
+    co_proc notify;        /* mock-notify, when co_test_server_start_notify started one */
 } co_test_server;
 
 /* Creates the database, starts mock-stripe (extra args may be NULL) and
@@ -31,6 +32,11 @@ typedef struct {
  * may be NULL; later entries win). Aborts the test on failure. */
 void co_test_server_start(co_test_server *s, const char *const extra_env[],
                           const char *const mock_args[]);
+/* The same, plus a mock-notify (s->notify, checking signatures with
+ * CO_TEST_NOTIFY_SECRET) that checkoutd's NOTIFY_URL points at; extra_env may
+ * still override NOTIFY_* (e.g. NOTIFY_MAX_ATTEMPTS, NOTIFY_BACKOFF_MS). */
+void co_test_server_start_notify(co_test_server *s, const char *const extra_env[],
+                                 const char *const mock_args[]);
 /* (Re)starts only checkoutd, with the environment of co_test_server_start plus
  * extra_env; false when it did not come up (e.g. it crashed at once). */
 bool co_test_server_restart(co_test_server *s, const char *const extra_env[]);
@@ -67,5 +73,11 @@ void co_test_invariants(co_test_server *s, bool all_terminal);
 
 /* A cart of one item. */
 void co_test_cart(char *out, size_t n, const char *item, int qty, const char *pm);
+
+/* Starts one more checkoutd on s's database and mock, with s's environment as
+ * the last co_test_server_start/_restart left it (its own port: p->url), e.g. a
+ * second instance recovering beside the first. Stop it with co_proc_stop.
+ * False when it did not come up. */
+bool co_test_server_start_another(co_test_server *s, co_proc *p);
 
 #endif

@@ -1,9 +1,105 @@
-/* POST /webhooks/restock */
+/* POST /webhooks/restock: a supplier (or warehouse system) adds units.
+ *
+ * verify Restock-Signature over the raw body (RESTOCK_WEBHOOK_SECRET) ->
+ * validate {"event_id","item_id","quantity"} against the table below -> one
+ * round trip to co_restock (sql/0002), which adds the units once per event id
+ * and, when the item comes back from 0, queues the waiting shoppers'
+ * notifications in the same transaction -> answer
+ *   200 {"event_id","applied","became_available","stock","notified"}
+ * A replayed event id answers 200 with applied:false and changes nothing.
+ * Errors (nothing applied): 400 signature_* / invalid_json / invalid_request
+ * (naming the field), 404 item_not_found, 503 when Postgres is unreachable. */
 #include "co_app.h"
+#include "signature.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define EVENT_ID_MAX 255
+#define QUANTITY_MAX 1000000
+
+static const char *const fields[] = {"event_id", "item_id", "quantity"};
+
+/* Checks the body; on failure answers 400 naming the field. */
+static bool parse(json_t *body, co_resp *resp, const char **event_id, char item[37],
+                  char quantity[16])
+{
+    const char *key;
+    json_t *v;
+    json_t *q = json_object_get(body, "quantity");
+    const char *id = json_string_value(json_object_get(body, "item_id"));
+    char msg[128];
+
+    json_object_foreach(body, key, v) {
+        bool known = false;
+
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+            known = known || strcmp(key, fields[i]) == 0;
+        if (!known) {
+            snprintf(msg, sizeof msg, "Unknown field %.60s.", key);
+            co_api_bad_field(resp, key, msg);
+            return false;
+        }
+    }
+    *event_id = json_string_value(json_object_get(body, "event_id"));
+    if (*event_id == NULL || (*event_id)[0] == '\0' || strlen(*event_id) > EVENT_ID_MAX) {
+        co_api_bad_field(resp, "event_id", "event_id must be a string of 1 to 255 characters.");
+        return false;
+    }
+    if (id == NULL || !co_api_uuid(id, item)) {
+        co_api_bad_field(resp, "item_id", "item_id must be a uuid.");
+        return false;
+    }
+    if (!json_is_integer(q) || json_integer_value(q) < 1 ||
+        json_integer_value(q) > QUANTITY_MAX) {
+        co_api_bad_field(resp, "quantity", "quantity must be an integer from 1 to 1000000.");
+        return false;
+    }
+    snprintf(quantity, 16, "%lld", (long long)json_integer_value(q));
+    return true;
+}
 
 void co_webhook_restock(co_worker *w, const co_req *req, co_resp *resp)
 {
-    (void)w;
-    (void)req;
-    co_resp_error(resp, CO_ERR_not_found, NULL, NULL);
+    json_t *body;
+    const char *event_id = NULL;
+    char item[37], quantity[16];
+    co_dbr r;
+    co_db_status st;
+
+    if (!co_webhook_signed(req, "Restock-Signature", req->restock_signature,
+                           w->app->cfg.restock_webhook_secret, resp))
+        return;
+    body = co_api_body(req, resp);
+    if (body == NULL)
+        return;
+    if (!parse(body, resp, &event_id, item, quantity))
+        goto done;
+    {
+        const char *params[3] = {event_id, item, quantity};
+
+        st = co_db_call(w->db, &r,
+                        "SELECT applied, became_available, stock, notified"
+                        "  FROM co_restock($1, $2, $3)",
+                        3, params);
+    }
+    if (st == CO_DB_ROWS) {
+        bool applied = co_dbr_bool(&r, 0, 0);
+
+        co_metric_add(applied ? "restock_applied" : "restock_replayed", 1);
+        co_resp_json(resp, 200,
+                     json_pack("{s:s, s:b, s:b, s:I, s:I}", "event_id", event_id, "applied",
+                               applied, "became_available", co_dbr_bool(&r, 0, 1), "stock",
+                               (json_int_t)co_dbr_ll(&r, 0, 2), "notified",
+                               (json_int_t)co_dbr_ll(&r, 0, 3)));
+    } else if (strcmp(r.sqlstate, "CK404") == 0) {
+        co_resp_error(resp, CO_ERR_item_not_found, NULL, json_pack("{s:s}", "item_id", item));
+    } else if (strcmp(r.sqlstate, "CK400") == 0) {
+        co_api_bad_field(resp, r.detail, "The restock is not valid.");
+    } else {
+        co_api_db_error(resp, st);
+    }
+    co_dbr_clear(&r);
+done:
+    json_decref(body);
 }
