@@ -5,12 +5,14 @@ CREATE TABLE items (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     sku         text NOT NULL UNIQUE CHECK (length(sku) BETWEEN 1 AND 64),
     name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
-    price       bigint NOT NULL CHECK (price >= 0),
+    price       bigint NOT NULL CHECK (price > 0),
     currency    text NOT NULL CHECK (currency ~ '^[a-z]{3}$'),
     stock       integer NOT NULL CHECK (stock >= 0),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON COLUMN items.price IS 'Minor units (cents). Orders copy it; clients never send prices.';
+COMMENT ON COLUMN items.price IS
+  'Minor units (cents), above zero: a payment provider takes no zero charge. Orders copy it; '
+  'clients never send prices.';
 COMMENT ON COLUMN items.stock IS
   'Units free to reserve. Only the stock functions (0002) change it, each change with a stock_ledger row; '
   'read it through co_item_available() so the storage can change (hot-item split) without callers noticing.';

@@ -49,6 +49,10 @@ BEGIN
         END IF;
         i := i + 1;
     END LOOP;
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_items) AS x
+                GROUP BY lower(x->>'item_id') HAVING sum((x->>'quantity')::integer) > 1000) THEN
+        RAISE EXCEPTION 'at most 1000 units of one item' USING ERRCODE = 'CK400', DETAIL = 'items';
+    END IF;
     RETURN QUERY
         SELECT (x->>'item_id')::uuid, sum((x->>'quantity')::integer)::integer
         FROM jsonb_array_elements(p_items) AS x

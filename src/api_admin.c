@@ -21,14 +21,14 @@ static bool str_field(json_t *body, const char *name, size_t max, const char **o
     return true;
 }
 
-static bool int_field(json_t *body, const char *name, long long max, long long *out,
-                      co_resp *resp)
+static bool int_field(json_t *body, const char *name, long long min, long long max,
+                      long long *out, co_resp *resp)
 {
     json_t *v = json_object_get(body, name);
     char msg[96];
 
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max) {
-        snprintf(msg, sizeof msg, "%s must be an integer from 0 to %lld.", name, max);
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        snprintf(msg, sizeof msg, "%s must be an integer from %lld to %lld.", name, min, max);
         co_api_bad_field(resp, name, msg);
         return false;
     }
@@ -51,9 +51,9 @@ void co_api_admin_item_create(co_worker *w, const co_req *req, co_resp *resp)
     if (body == NULL)
         return;
     if (!str_field(body, "sku", 64, &sku, resp) || !str_field(body, "name", 200, &name, resp) ||
-        !int_field(body, "price", 100000000000LL, &price, resp) ||
+        !int_field(body, "price", 1, 100000000000LL, &price, resp) ||
         !str_field(body, "currency", 3, &currency, resp) ||
-        !int_field(body, "stock", 1000000, &stock, resp))
+        !int_field(body, "stock", 0, 1000000, &stock, resp))
         goto done;
     if (strlen(currency) != 3 || strspn(currency, "abcdefghijklmnopqrstuvwxyz") != 3) {
         co_api_bad_field(resp, "currency", "currency must be a lower-case ISO code, e.g. usd.");

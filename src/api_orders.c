@@ -33,6 +33,10 @@ void co_api_order_get(co_worker *w, const co_req *req, co_resp *resp)
 {
     char user[37], id[37];
 
+    if (co_api_is_admin(w, req)) {
+        co_api_admin_order_get(w, req, resp);
+        return;
+    }
     if (!co_api_user(w, req, resp, user))
         return;
     if (!co_api_uuid(req->param, id)) {

@@ -87,12 +87,17 @@ bool co_api_user(co_worker *w, const co_req *req, co_resp *resp, char user[37])
     return true;
 }
 
-bool co_api_admin(co_worker *w, const co_req *req, co_resp *resp)
+bool co_api_is_admin(co_worker *w, const co_req *req)
 {
     const char *key = w->app->cfg.admin_api_key;
 
-    if (req->authorization == NULL || strncasecmp(req->authorization, "Bearer ", 7) != 0 ||
-        !co_const_eq(req->authorization + 7, strlen(req->authorization + 7), key, strlen(key))) {
+    return req->authorization != NULL && strncasecmp(req->authorization, "Bearer ", 7) == 0 &&
+           co_const_eq(req->authorization + 7, strlen(req->authorization + 7), key, strlen(key));
+}
+
+bool co_api_admin(co_worker *w, const co_req *req, co_resp *resp)
+{
+    if (!co_api_is_admin(w, req)) {
         co_resp_error(resp, CO_ERR_unauthenticated, "Send Authorization: Bearer <ADMIN_API_KEY>.",
                       NULL);
         return false;

@@ -35,7 +35,9 @@ extern const co_route co_routes[];
 /* The shopper from "Authorization: Bearer <jwt>" into user (a uuid); on
  * failure answers 401 and returns false. */
 bool co_api_user(co_worker *w, const co_req *req, co_resp *resp, char user[37]);
-/* The admin bearer key (constant-time compare); on failure answers 401. */
+/* True when the request carries the admin bearer key (constant-time compare). */
+bool co_api_is_admin(co_worker *w, const co_req *req);
+/* The admin bearer key; on failure answers 401. */
 bool co_api_admin(co_worker *w, const co_req *req, co_resp *resp);
 /* The body as a JSON object; on failure answers 400 invalid_json (or
  * invalid_request when it is not an object) and returns NULL. Caller decrefs. */

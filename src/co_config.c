@@ -90,6 +90,17 @@ bool co_config_load(co_config *cfg, char *err, unsigned n)
         !env_int("NOTIFY_TIMEOUT_MS", 5000, 100, 120000, &cfg->notify_timeout_ms, err, n))
         return false;
     cfg->stripe_timeout_ms = timeout_ms;
+    /* A step makes up to three provider calls (voiding: create, retrieve,
+     * cancel), each up to (retries + 1) attempts plus backoff (2 s at most
+     * between attempts). The lease must outlast that, or recovery takes over
+     * an order that is still being driven (harmless, thanks to the keys and
+     * the from-state checks, but wasteful). An explicit value wins. */
+    if (getenv("SAGA_LEASE_SECONDS") == NULL || getenv("SAGA_LEASE_SECONDS")[0] == '\0') {
+        long call_ms = cfg->stripe_timeout_ms * (cfg->stripe_max_retries + 1) +
+                       2000L * cfg->stripe_max_retries;
+        long lease = 3 * call_ms / 1000 + 10;
+        cfg->lease_seconds = lease > 60 ? (int)lease : 60;
+    }
     if (strncmp(cfg->stripe_webhook_secret, "whsec_", 6) != 0) {
         snprintf(err, n, "STRIPE_WEBHOOK_SECRET must start with whsec_");
         return false;

@@ -17,7 +17,7 @@ typedef struct {
     char *notify_url;
     int reservation_ttl_seconds;
     int workers;               /* WORKERS: saga/DB worker threads, default 32 */
-    int lease_seconds;         /* SAGA_LEASE_SECONDS: a saga's owner lease, default 60:
+    int lease_seconds;         /* SAGA_LEASE_SECONDS: a saga's owner lease; derived by default:
                                 * longer than a step's provider call with all its retries */
     int recovery_interval_ms;  /* RECOVERY_INTERVAL_MS: recovery/expiry sweep period, default 1000 */
     long stripe_timeout_ms;    /* STRIPE_TIMEOUT_MS, default 10000 */

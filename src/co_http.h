@@ -8,6 +8,7 @@
 #define CO_HTTP_H
 
 #include "co_errors.h"
+#include "co_metrics.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -75,8 +76,5 @@ void co_resp_raw(co_resp *resp, unsigned status, const char *body, size_t len);
  * hint; extra (may be NULL) is merged in and its reference stolen. */
 void co_resp_error(co_resp *resp, co_err err, const char *message, json_t *extra);
 
-/* Counters for /metrics. */
-void co_metric_add(const char *name, long delta);
-char *co_metrics_render(void);
 
 #endif

@@ -18,7 +18,7 @@ int co_recovery_sweep(co_worker *w)
     if (co_store_claim_stalled(w->db, w->app->owner, w->app->cfg.lease_seconds, SWEEP_BATCH, ids,
                                &n) < 0)
         return 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !atomic_load(&w->app->stopping); i++) {
         co_order o;
         co_step step;
 

@@ -59,8 +59,8 @@ co_sig_result co_sig_verify(const char *header, const char *secret, time_t now,
                             long tolerance, const void *body, size_t body_len)
 {
     long long ts = -1;
-    const char *v1[16];
-    size_t v1_len[16];
+    const char *v1[CO_SIG_MAX_V1];
+    size_t v1_len[CO_SIG_MAX_V1];
     size_t nv1 = 0;
     char expect[65];
     bool matched = false;
@@ -85,7 +85,9 @@ co_sig_result co_sig_verify(const char *header, const char *secret, time_t now,
             ts = strtoll(buf, &stop, 10);
             if (stop == buf || *stop != '\0' || ts < 0)
                 return CO_SIG_MALFORMED;
-        } else if (len > 3 && p[0] == 'v' && p[1] == '1' && p[2] == '=' && nv1 < 16) {
+        } else if (len > 3 && p[0] == 'v' && p[1] == '1' && p[2] == '=') {
+            if (nv1 == CO_SIG_MAX_V1)
+                return CO_SIG_MALFORMED; /* more than any rotation needs: refuse, do not skip */
             v1[nv1] = p + 3;
             v1_len[nv1] = len - 3;
             nv1++;

@@ -10,6 +10,7 @@
 
 #define CO_SIG_TOLERANCE_SECONDS 300
 #define CO_SIG_HEADER_MAX 160
+#define CO_SIG_MAX_V1 32 /* v1= values tried per header; more is malformed */
 
 /* Lower-case hex HMAC-SHA256 of data under key; out must hold 65 bytes. */
 void co_hmac_sha256_hex(const char *key, size_t key_len,

@@ -97,6 +97,25 @@ co_db_status co_store_checkout_respond(co_db *db, const char *order_id, unsigned
     return st;
 }
 
+co_db_status co_store_checkout_answer(co_db *db, const char *order_id, unsigned *status,
+                                      char **body)
+{
+    const char *params[1] = {order_id};
+    co_dbr r;
+    co_db_status st = co_db_call(db, &r,
+                                 "SELECT response_status, response_body FROM checkout_requests"
+                                 " WHERE order_id = $1 AND response_status IS NOT NULL",
+                                 1, params);
+
+    *body = NULL;
+    if (st == CO_DB_ROWS) {
+        *status = (unsigned)co_dbr_ll(&r, 0, 0);
+        *body = strdup(co_dbr_get(&r, 0, 1));
+    }
+    co_dbr_clear(&r);
+    return st;
+}
+
 /* Postgres text[] literal of the hops: {"captured","confirmed"}. */
 static void path_literal(const char *const *path, int hops, char *out, size_t n)
 {

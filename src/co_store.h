@@ -33,6 +33,10 @@ typedef struct {
 co_db_status co_store_checkout_begin(co_db *db, const co_checkout_args *a, co_checkout_begun *out);
 co_db_status co_store_checkout_respond(co_db *db, const char *order_id, unsigned status,
                                        const char *body);
+/* The stored first answer of an order's checkout; *body malloc'd (NULL and
+ * CO_DB_NONE when there is none yet). */
+co_db_status co_store_checkout_answer(co_db *db, const char *order_id, unsigned *status,
+                                      char **body);
 
 /* result: "ok", "moved" or "short" (see co_transition in sql/0003_saga.sql). */
 co_db_status co_store_transition(co_db *db, const co_order *o, const char *const *path, int hops,

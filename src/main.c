@@ -113,6 +113,8 @@ static int serve(void)
 
     sigwait(&sigs, &sig);
     CO_INFO("main", "signal %d: stopping", sig);
+    /* Sweeps stop between orders; an order left claimed is picked up again
+     * when its lease lapses. */
     atomic_store(&app.stopping, true);
     co_recovery_stop(&rec);
     co_notify_stop(&notifier);

@@ -13,6 +13,8 @@ co_step co_saga_capture(co_saga *s, co_order *o, co_state via)
     co_saga_key(o, "capture", key);
     st = s->pay.capture(s->pay.impl, o->payment_intent, key, &res);
     co_saga_crash_point(s, "after_capture_call");
+    if (co_saga_contended(st, &res))
+        return CO_STEP_RETRY;
     ch.via = via;
     ch.payment_intent = o->payment_intent;
     switch (st) {

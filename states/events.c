@@ -180,9 +180,10 @@ static co_event_result late_authorization(co_saga *s, const co_pay_event *ev, co
             break;
         /* fall through */
     default:
+        /* Not recorded: the provider sends the event again and we try again. */
         CO_ERROR("saga", "order %s: late authorization %s cannot be voided (%s)", o->id,
                  o->payment_intent, res.pi.status);
-        return ignore(s, ev, o, "late authorization, out of stock, void refused", out);
+        return CO_EVENT_RETRY;
     }
     CO_INFO("saga", "order %s: late authorization voided, out of stock", o->id);
     return record(s, ev, o, "voided: late authorization, out of stock", out);
@@ -240,10 +241,18 @@ static co_event_result on_failed(co_saga *s, const co_pay_event *ev, co_order *o
 
     if (o->status != CO_ST_AWAITING_PAYMENT)
         return ignore(s, ev, o, NULL, out);
-    /* A late report of an earlier attempt, the shopper having paid since. */
-    if (intent_status(s, o, status) == CO_PAY_OK &&
-        (strcmp(status, "requires_capture") == 0 || strcmp(status, "succeeded") == 0))
-        return drive(s, ev, o, CO_DRIVE_CONFIRM, out);
+    /* A late report of an earlier attempt, the shopper having paid since.
+     * Not knowing is not "not paid": when the provider cannot say, retry. */
+    switch (intent_status(s, o, status)) {
+    case CO_PAY_OK:
+        if (strcmp(status, "requires_capture") == 0 || strcmp(status, "succeeded") == 0)
+            return drive(s, ev, o, CO_DRIVE_CONFIRM, out);
+        break;
+    case CO_PAY_UNAVAILABLE:
+        return CO_EVENT_RETRY;
+    default:
+        break;
+    }
     ch.reason = "payment_failed";
     ch.failure_code = "payment_declined";
     ch.decline_code = ev->decline_code;

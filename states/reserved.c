@@ -44,6 +44,8 @@ co_step co_step_reserved(co_saga *s, co_order *o)
     co_change ch = CO_CHANGE_INIT;
 
     co_saga_crash_point(s, o->mobile ? "after_create_call" : "after_authorize_call");
+    if (co_saga_contended(st, &res))
+        return CO_STEP_RETRY;
     switch (st) {
     case CO_PAY_OK:
         ch.payment_intent = res.pi.id;

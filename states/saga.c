@@ -77,6 +77,11 @@ co_step co_saga_drive(co_saga *s, co_order *o, co_drive_mode mode)
     return CO_STEP_RETRY;
 }
 
+bool co_saga_contended(co_pay_status st, const co_pay_result *res)
+{
+    return st == CO_PAY_UNAVAILABLE && res->http_status == 409;
+}
+
 co_step co_saga_void(co_saga *s, co_order *o, const char *code, const co_pay_result *res,
                      co_state via)
 {

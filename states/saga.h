@@ -163,6 +163,11 @@ co_step co_saga_void(co_saga *s, co_order *o, const char *code, const co_pay_res
  * committed on its own (the server flow's second commit carries both). */
 co_step co_saga_capture(co_saga *s, co_order *o, co_state via);
 
+/* True when a provider call failed because another process is making the
+ * same keyed call right now (409 idempotency_key_in_use after the client's
+ * retries): someone else is driving this order, so do not compensate. */
+bool co_saga_contended(co_pay_status st, const co_pay_result *res);
+
 /* Builds "<order id>:<step>" into out (80 bytes). */
 void co_saga_key(const co_order *o, const char *step, char out[80]);
 

@@ -198,6 +198,18 @@ co_step co_saga_transition(co_saga *s, co_order *o, co_state to, const co_change
         free(answer);
         return CO_STEP_SHORT;
     }
+    if (strcmp(result, "moved") == 0 && s->event_id == NULL &&
+        co_store_load_order(s->db, o->id, &after) == CO_DB_ROWS && after.status == to) {
+        /* Already where we were taking it: our own statement, run again after
+         * a lost connection, or another process making the same move. Go on
+         * from there. (Not for a move caused by an event: only the event's own
+         * record says it was applied.) */
+        free(answer);
+        *o = after;
+        s->event_id = NULL;
+        s->event_type = NULL;
+        return CO_STEP_MOVED;
+    }
     if (strcmp(result, "ok") != 0) {
         CO_INFO("saga", "order %s: %s -> %s not made (%s)", o->id, co_state_name(o->status),
                 co_state_name(to), result);

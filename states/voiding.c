@@ -28,7 +28,7 @@ co_step co_step_voiding(co_saga *s, co_order *o)
 {
     char key[80];
     co_pay_result res;
-    co_pay_status st;
+    co_pay_status st = CO_PAY_OK;
 
     if (o->payment_intent[0] == '\0') {
         /* Same key as the lost call: the provider replays its answer. */
@@ -39,8 +39,12 @@ co_step co_step_voiding(co_saga *s, co_order *o)
             return finish(s, o, "nothing_to_void");
         snprintf(o->payment_intent, sizeof o->payment_intent, "%s", res.pi.id);
     }
-    if (o->compensate_to == CO_ST_EXPIRED &&
-        s->pay.retrieve(s->pay.impl, o->payment_intent, &res) == CO_PAY_OK &&
+    if (o->compensate_to == CO_ST_EXPIRED) {
+        st = s->pay.retrieve(s->pay.impl, o->payment_intent, &res);
+        if (st == CO_PAY_UNAVAILABLE)
+            return CO_STEP_RETRY; /* it may have been paid: do not void blind */
+    }
+    if (o->compensate_to == CO_ST_EXPIRED && st == CO_PAY_OK &&
         strcmp(res.pi.status, "requires_capture") == 0) {
         co_change ch = CO_CHANGE_INIT;
         /* The shopper paid just as the reservation lapsed; the stock is still ours. */

@@ -423,6 +423,10 @@ START_TEST(auth_is_enforced)
     snprintf(path, sizeof path, "/v1/admin/orders/%s", order);
     ck_assert_int_eq(co_test_call(&srv, "GET", path, CO_TEST_ADMIN_KEY, NULL, &r), 200);
     co_http_resp_free(&r);
+    /* The owner's route also serves the admin (SPEC: "its owner (or admin)"). */
+    snprintf(path, sizeof path, "/v1/orders/%s", order);
+    ck_assert_int_eq(co_test_call(&srv, "GET", path, CO_TEST_ADMIN_KEY, NULL, &r), 200);
+    co_http_resp_free(&r);
     free(tok);
     free(expired);
     free(wrong);
@@ -460,6 +464,9 @@ START_TEST(bad_bodies_change_nothing)
          "invalid_request"},
         {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":1}],\"price\":1}", 400, "invalid_request"},
         {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":1}],\"items\":[]}", 400, "invalid_json"},
+        /* Two lines of one item that add up to more than a line may hold. */
+        {"{\"items\":[{\"item_id\":\"%s\",\"quantity\":1000},{\"item_id\":\"%s\",\"quantity\":1}]}",
+         400, "invalid_request"},
     };
 
     co_test_item(srv.conn, "bad", 7000, 5, item);
@@ -468,7 +475,7 @@ START_TEST(bad_bodies_change_nothing)
         json_t *j;
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-        snprintf(buf, sizeof buf, cases[i].body, item);
+        snprintf(buf, sizeof buf, cases[i].body, item, item);
 #pragma GCC diagnostic pop
         ck_assert_msg(co_test_checkout(&srv, u, "bad", buf, &r) == cases[i].status,
                       "case %zu (%s): %ld %s", i, buf, r.status, r.body);
@@ -507,6 +514,11 @@ START_TEST(bad_bodies_change_nothing)
         co_http_resp_free(&r);
         free(tok);
     }
+    /* An Idempotency-Key that is not printable ASCII. */
+    co_test_cart(buf, sizeof buf, item, 1, "pm_card_visa");
+    ck_assert_int_eq(co_test_checkout(&srv, u, "k\xff\xfe", buf, &r), 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "Idempotency-Key"));
+    co_http_resp_free(&r);
     ck_assert_int_eq(co_test_call(&srv, "GET", "/nope", NULL, NULL, &r), 404);
     co_http_resp_free(&r);
     ck_assert_int_eq(co_test_call(&srv, "DELETE", "/v1/checkout", NULL, NULL, &r), 405);
@@ -539,6 +551,11 @@ START_TEST(admin_items_and_pages)
     co_http_resp_free(&r);
     ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
                                   "{\"sku\":\"A2\",\"name\":\"A\",\"price\":-1,\"currency\":\"usd\","
+                                  "\"stock\":3}", &r), 400);
+    co_http_resp_free(&r);
+    /* A free item could never be paid for: refused. */
+    ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
+                                  "{\"sku\":\"A3\",\"name\":\"A\",\"price\":0,\"currency\":\"usd\","
                                   "\"stock\":3}", &r), 400);
     co_http_resp_free(&r);
     snprintf(path, sizeof path, "/v1/items/%s", id);
@@ -574,6 +591,32 @@ START_TEST(admin_items_and_pages)
     ck_assert_int_eq(co_test_call(&srv, "GET", "/v1/admin/orders?limit=0", CO_TEST_ADMIN_KEY, NULL,
                                   &r), 400);
     co_http_resp_free(&r);
+}
+END_TEST
+
+/* The lease lapses while the request is still inside a slow capture, so
+ * recovery starts driving the same order; its capture meets the provider's
+ * 409 for a key in use. That means someone else is driving: recovery leaves
+ * the order alone instead of voiding a payment the shopper is completing. */
+START_TEST(recovery_leaves_an_order_being_driven_alone)
+{
+    const char *env[] = {"SAGA_LEASE_SECONDS=1", NULL};
+    char item[37], body[256], u[37];
+    co_http_resp r = {0};
+
+    ck_assert(co_test_server_restart(&srv, env));
+    co_test_item(srv.conn, "slowcap", 5000, 1, item);
+    co_test_uuid(u);
+    /* Longer than the lease, shorter than the client's 3 s timeout. */
+    co_test_fault(&srv, "POST /v1/payment_intents/*/capture", "delay", 1, 2500);
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
+    ck_assert_int_eq(co_test_checkout(&srv, u, "slow", body, &r), 201);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"confirmed\""));
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 0);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders WHERE status = 'confirmed'"), 1);
+    co_test_invariants(&srv, true);
 }
 END_TEST
 
@@ -628,6 +671,7 @@ static Suite *checkout_suite(void)
     tcase_add_test(tc, bad_bodies_change_nothing);
     tcase_add_test(tc, admin_items_and_pages);
     tcase_add_test(tc, out_of_stock_answer_survives_a_crash);
+    tcase_add_test(tc, recovery_leaves_an_order_being_driven_alone);
     suite_add_tcase(s, tc);
     return s;
 }

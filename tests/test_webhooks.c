@@ -654,6 +654,34 @@ START_TEST(payment_failed_fails_the_order_and_releases_stock)
 }
 END_TEST
 
+/* A stale payment_failed arrives after the shopper paid, and the provider
+ * cannot be read just then: not knowing is not "not paid". The event is
+ * refused with 503 (the provider sends it again) and the order is untouched;
+ * once the provider answers, the same event confirms the order. */
+START_TEST(a_failed_report_with_the_provider_unreadable_voids_nothing)
+{
+    char item[37], order[37], pi[64], *ev;
+    co_http_resp r = {0};
+
+    co_test_item(srv.conn, "pf-late", 5000, 1, item);
+    mobile_order(item, 1, order, pi);
+    ck_assert_int_eq(confirm_at_mock(pi, "pm_card_visa"), 200);
+    ev = pi_event("evt_pf_late", "payment_intent.payment_failed", pi);
+    co_test_fault(&srv, "GET /v1/payment_intents/*", "status_500", 100, 0);
+    ck_assert_int_eq(send_event(ev, &r), 503);
+    co_http_resp_free(&r);
+    ck_assert_str_eq(order_status(order), "awaiting_payment");
+    ck_assert_int_eq(q1("SELECT count(*) FROM payment_events WHERE event_id = $1", "evt_pf_late"), 0);
+    co_test_mock(&srv, "DELETE", "/_mock/faults", NULL, NULL, &r);
+    co_http_resp_free(&r);
+    ck_assert_str_eq(mock_pi_status(pi), "requires_capture");
+    ck_assert_str_eq(deliver(ev), "applied: confirmed");
+    free(ev);
+    ck_assert_str_eq(order_status(order), "confirmed");
+    co_test_invariants(&srv, true);
+}
+END_TEST
+
 START_TEST(canceled_at_the_provider_cancels_the_order)
 {
     char item[37], order[37], pi[64], *ev, path[128];
@@ -1193,6 +1221,7 @@ static Suite *webhooks_suite(void)
     tcase_add_test(tc, a_duplicate_event_has_one_effect);
     tcase_add_test(tc, succeeded_before_amount_capturable_updated);
     tcase_add_test(tc, payment_failed_fails_the_order_and_releases_stock);
+    tcase_add_test(tc, a_failed_report_with_the_provider_unreadable_voids_nothing);
     tcase_add_test(tc, canceled_at_the_provider_cancels_the_order);
     tcase_add_test(tc, a_dashboard_refund_refunds_the_order);
     tcase_add_test(tc, unknown_intents_and_types_are_recorded);
