@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#define SWEEP_BATCH 32
+/* Small batches: every claimed order shares one lease, and they are driven one
+ * after another, so a large batch behind a slow provider would outlive it. */
+#define SWEEP_BATCH 4
 
 int co_recovery_sweep(co_worker *w)
 {
