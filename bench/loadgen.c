@@ -214,7 +214,8 @@ int main(int argc, char **argv)
     }
     snprintf(g_lg.url, sizeof g_lg.url, "%s/v1/checkout", base);
     snprintf(g_lg.body, sizeof g_lg.body,
-             "{\"items\":[{\"item_id\":\"%s\",\"quantity\":1}],\"payment_method\":\"pm_card_visa\"}",
+             "{\"items\":[{\"item_id\":\"%s\",\"quantity\":1}],"
+             "\"payment_method\":\"pm_card_visa\"}",
              item);
     g_lg.users = (int)users;
     g_lg.run_id = (unsigned)time(NULL);

@@ -3,10 +3,13 @@
 # var/pg unless DATABASE_URL names another server) with the sanitizer build.
 #
 #   scripts/test.sh            every suite
-#   scripts/test.sh NAME...    only build/san/tests/test_NAME (and sdk for the Node suite)
+#   scripts/test.sh NAME...    only build/san/tests/test_NAME (and sdk for the Node suite,
+#                              style for scripts/style.sh)
 #
-# Each Check suite gets fresh databases cloned from a migrated template
-# (tests/harness.c). Prints "N passed, N failed" (suites) at the end.
+# The format check (scripts/style.sh) runs first as the suite "style"; when it
+# fails the other suites still run, but the run fails. Each Check suite gets
+# fresh databases cloned from a migrated template (tests/harness.c). Prints
+# "N passed, N failed" (suites) at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd -P)
@@ -16,6 +19,34 @@ export CO_BIN_DIR="$top/build/san/bin"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/lsan.supp:print_suppressions=0}
+
+want=("$@")
+selected() {
+  [ ${#want[@]} -eq 0 ] && return 0
+  local w
+  for w in "${want[@]}"; do [ "$w" = "$1" ] && return 0; done
+  return 1
+}
+
+passed=0 failed=0 failed_names=()
+start_all=$(date +%s)
+
+# The format check needs no database, so it runs before Postgres starts.
+if selected style; then
+  echo "=== style"
+  if scripts/style.sh; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(style); fi
+fi
+summary() {
+  echo "test.sh: $(( $(date +%s) - start_all ))s${failed_names[*]:+, failed: ${failed_names[*]}}"
+  echo "suites: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}
+# Only "style" asked for: no database needed.
+if [ ${#want[@]} -gt 0 ]; then
+  only_style=1
+  for w in "${want[@]}"; do [ "$w" = style ] || only_style=0; done
+  if [ "$only_style" = 1 ]; then summary; exit; fi
+fi
 
 started_pg=0
 if [ -z "${DATABASE_URL:-}" ]; then
@@ -45,16 +76,6 @@ SQL
 DATABASE_URL="$tpl_url" "$CO_BIN_DIR/checkoutd" migrate || { echo "test.sh: migrations failed" >&2; exit 1; }
 psql -qX -v ON_ERROR_STOP=1 "$admin_url" -c "UPDATE pg_database SET datistemplate = true WHERE datname = '$template'" >/dev/null
 
-want=("$@")
-selected() {
-  [ ${#want[@]} -eq 0 ] && return 0
-  local w
-  for w in "${want[@]}"; do [ "$w" = "$1" ] && return 0; done
-  return 1
-}
-
-passed=0 failed=0 failed_names=()
-start_all=$(date +%s)
 for t in "$CO_BIN_DIR"/../tests/test_*; do
   [ -x "$t" ] || continue
   name=$(basename "$t"); name=${name#test_}
@@ -68,6 +89,4 @@ if [ -x tests/sdk/run.sh ] && selected sdk; then
   echo "=== sdk"
   if tests/sdk/run.sh; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(sdk); fi
 fi
-echo "test.sh: $(( $(date +%s) - start_all ))s${failed_names[*]:+, failed: ${failed_names[*]}}"
-echo "suites: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

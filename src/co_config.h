@@ -19,7 +19,8 @@ typedef struct {
     int workers;               /* WORKERS: saga/DB worker threads, default 32 */
     int lease_seconds;         /* SAGA_LEASE_SECONDS: a saga's owner lease; derived by default:
                                 * longer than a step's provider call with all its retries */
-    int recovery_interval_ms;  /* RECOVERY_INTERVAL_MS: recovery/expiry sweep period, default 1000 */
+    int recovery_interval_ms;  /* RECOVERY_INTERVAL_MS: recovery/expiry sweep period,
+                                * default 1000 */
     long stripe_timeout_ms;    /* STRIPE_TIMEOUT_MS, default 10000 */
     int stripe_max_retries;    /* STRIPE_MAX_RETRIES, default 3 */
     int notify_max_attempts;   /* NOTIFY_MAX_ATTEMPTS before dead-letter, default 8 */

@@ -15,7 +15,8 @@ co_db_status co_store_load_order(co_db *db, const char *order_id, co_order *o)
         "SELECT o.id, o.user_id, o.status, o.flow = 'mobile', o.payment_method, o.amount,"
         "       o.currency, o.payment_intent, o.client_secret, o.failure_code, o.decline_code,"
         "       o.compensate_to, o.failure_detail,"
-        "       to_char(o.reservation_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        "       to_char(o.reservation_expires_at AT TIME ZONE 'UTC',"
+        " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
         "       coalesce(o.reservation_expires_at < now(), false), o.stock_held,"
         "       (r.order_id IS NOT NULL AND r.response_status IS NULL)"
         "  FROM orders o LEFT JOIN checkout_requests r ON r.order_id = o.id"
@@ -37,7 +38,8 @@ co_db_status co_store_load_order(co_db *db, const char *order_id, co_order *o)
         copy(o->client_secret, sizeof o->client_secret, co_dbr_get(&r, 0, 8));
         copy(o->failure_code, sizeof o->failure_code, co_dbr_get(&r, 0, 9));
         copy(o->decline_code, sizeof o->decline_code, co_dbr_get(&r, 0, 10));
-        o->compensate_to = co_dbr_get(&r, 0, 11) ? co_state_parse(co_dbr_get(&r, 0, 11)) : CO_ST_NONE;
+        o->compensate_to = co_dbr_get(&r, 0, 11) ? co_state_parse(co_dbr_get(&r, 0, 11))
+                                                 : CO_ST_NONE;
         copy(o->failure_detail, sizeof o->failure_detail, co_dbr_get(&r, 0, 12));
         copy(o->expires_at, sizeof o->expires_at, co_dbr_get(&r, 0, 13));
         o->expired = co_dbr_bool(&r, 0, 14);

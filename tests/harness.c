@@ -107,7 +107,8 @@ void co_test_item(PGconn *c, const char *sku, long long price, int stock, char i
 
     snprintf(p, sizeof p, "%lld", price);
     snprintf(s, sizeof s, "%d", stock);
-    r = PQexecParams(c, "SELECT co_create_item($1, $2, $3, $4, $5)", 5, NULL, params, NULL, NULL, 0);
+    r = PQexecParams(c, "SELECT co_create_item($1, $2, $3, $4, $5)", 5, NULL, params, NULL, NULL,
+                     0);
     ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "create item: %s", PQresultErrorMessage(r));
     snprintf(id, 37, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);

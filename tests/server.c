@@ -291,12 +291,14 @@ void co_test_invariants(co_test_server *s, bool all_terminal)
     ck_assert_int_eq(co_test_audit(s->conn), 0);
     ck_assert_int_eq(co_test_ll(s->conn, "SELECT count(*) FROM items WHERE stock < 0"), 0);
     if (all_terminal)
-        ck_assert_int_eq(co_test_ll(s->conn, "SELECT count(*) FROM orders WHERE status NOT IN"
-                                             " ('confirmed','failed','expired','cancelled','refunded')"),
+        ck_assert_int_eq(co_test_ll(s->conn,
+                                    "SELECT count(*) FROM orders WHERE status NOT IN"
+                                    " ('confirmed','failed','expired','cancelled','refunded')"),
                          0);
     /* Ended orders other than confirmed hold no stock. */
-    ck_assert_int_eq(co_test_ll(s->conn, "SELECT count(*) FROM orders WHERE stock_held AND status IN"
-                                         " ('failed','expired','cancelled','refunded')"), 0);
+    ck_assert_int_eq(co_test_ll(s->conn,
+                                "SELECT count(*) FROM orders WHERE stock_held AND status IN"
+                                " ('failed','expired','cancelled','refunded')"), 0);
     json_array_foreach(intents, i, pi) {
         const char *id = json_string_value(json_object_get(pi, "id"));
         const char *st = json_string_value(json_object_get(pi, "status"));
@@ -350,7 +352,8 @@ void co_test_invariants(co_test_server *s, bool all_terminal)
 void co_test_cart(char *out, size_t n, const char *item, int qty, const char *pm)
 {
     if (pm != NULL)
-        snprintf(out, n, "{\"items\":[{\"item_id\":\"%s\",\"quantity\":%d}],\"payment_method\":\"%s\"}",
+        snprintf(out, n,
+                 "{\"items\":[{\"item_id\":\"%s\",\"quantity\":%d}],\"payment_method\":\"%s\"}",
                  item, qty, pm);
     else
         snprintf(out, n, "{\"items\":[{\"item_id\":\"%s\",\"quantity\":%d}]}", item, qty);

@@ -96,7 +96,8 @@ START_TEST(two_hundred_shoppers_one_unit)
     ck_assert_int_eq(out, RACERS - 1);
     ck_assert_int_eq(stock_of("last-phone"), 0);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
-    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders WHERE status = 'confirmed'"), 1);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders WHERE status = 'confirmed'"),
+                     1);
     co_test_invariants(&srv, true);
 }
 END_TEST
@@ -287,7 +288,8 @@ START_TEST(mobile_flow_end_to_end)
 
     /* The app confirms with the provider, then tells us. */
     snprintf(path, sizeof path, "/v1/payment_intents/%s/confirm", pi);
-    ck_assert_int_eq(co_test_mock(&srv, "POST", path, "payment_method=pm_card_visa", NULL, &r), 200);
+    ck_assert_int_eq(co_test_mock(&srv, "POST", path, "payment_method=pm_card_visa", NULL, &r),
+                     200);
     co_http_resp_free(&r);
     snprintf(path, sizeof path, "/v1/orders/%s/confirm", order);
     ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
@@ -539,19 +541,19 @@ START_TEST(admin_items_and_pages)
     char path[160], id[37], u[37], body[256];
 
     ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
-                                  "{\"sku\":\"A1\",\"name\":\"A\",\"price\":100,\"currency\":\"usd\","
-                                  "\"stock\":3}", &r), 201);
+                                  "{\"sku\":\"A1\",\"name\":\"A\",\"price\":100,"
+                                  "\"currency\":\"usd\",\"stock\":3}", &r), 201);
     j = co_http_json(&r);
     snprintf(id, sizeof id, "%s", json_str(j, "id", NULL));
     json_decref(j);
     co_http_resp_free(&r);
     ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
-                                  "{\"sku\":\"A1\",\"name\":\"A\",\"price\":100,\"currency\":\"usd\","
-                                  "\"stock\":3}", &r), 409);
+                                  "{\"sku\":\"A1\",\"name\":\"A\",\"price\":100,"
+                                  "\"currency\":\"usd\",\"stock\":3}", &r), 409);
     co_http_resp_free(&r);
     ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
-                                  "{\"sku\":\"A2\",\"name\":\"A\",\"price\":-1,\"currency\":\"usd\","
-                                  "\"stock\":3}", &r), 400);
+                                  "{\"sku\":\"A2\",\"name\":\"A\",\"price\":-1,"
+                                  "\"currency\":\"usd\",\"stock\":3}", &r), 400);
     co_http_resp_free(&r);
     /* A free item could never be paid for: refused. */
     ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
@@ -615,7 +617,8 @@ START_TEST(recovery_leaves_an_order_being_driven_alone)
     co_http_resp_free(&r);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 0);
-    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders WHERE status = 'confirmed'"), 1);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders WHERE status = 'confirmed'"),
+                     1);
     co_test_invariants(&srv, true);
 }
 END_TEST

@@ -117,7 +117,8 @@ START_TEST(race_for_last_unit)
     ck_assert_int_eq(oos, LAST_UNIT_THREADS - 1);
     ck_assert_int_eq(co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'last-unit'"), 0);
     ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM orders WHERE stock_held"), 1);
-    ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM stock_ledger WHERE kind = 'reserve'"), 1);
+    ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM stock_ledger WHERE kind = 'reserve'"),
+                     1);
     ck_assert_int_eq(co_test_audit(conn), 0);
 }
 END_TEST
@@ -191,7 +192,8 @@ START_TEST(random_quantities_never_oversell)
     ck_assert_int_ge(stock, 0);
     /* Every unit is accounted for: sold + left = 100, in the ledger too. */
     ck_assert_int_eq(bought + stock, 100);
-    ck_assert_int_eq(co_test_ll(conn, "SELECT -sum(delta) FROM stock_ledger WHERE kind = 'reserve'"),
+    ck_assert_int_eq(co_test_ll(conn,
+                                "SELECT -sum(delta) FROM stock_ledger WHERE kind = 'reserve'"),
                      bought);
     ck_assert_int_eq(co_test_audit(conn), 0);
     /* Stock only falls, so a refusal of q means the final stock is below q:
@@ -323,7 +325,8 @@ static void *naive_worker(void *p)
         PQclear(r);
         pthread_barrier_wait(a->read_done);
         if (stock >= 1) {
-            snprintf(sql, sizeof sql, "UPDATE naive_items SET stock = %lld WHERE id = 1", stock - 1);
+            snprintf(sql, sizeof sql, "UPDATE naive_items SET stock = %lld WHERE id = 1",
+                     stock - 1);
             PQclear(PQexec(c, sql));
             a->sold++;
         }
@@ -389,7 +392,8 @@ START_TEST(release_is_idempotent)
     ck_assert_int_eq(co_test_llp(conn, "SELECT co_release_order($1)::int", 1, p1), 1);
     ck_assert_int_eq(co_test_llp(conn, "SELECT co_release_order($1)::int", 1, p1), 0);
     ck_assert_int_eq(co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'rel'"), 5);
-    ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM stock_ledger WHERE kind = 'release'"), 1);
+    ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM stock_ledger WHERE kind = 'release'"),
+                     1);
     ck_assert_int_eq(co_test_audit(conn), 0);
 }
 END_TEST
@@ -421,7 +425,8 @@ START_TEST(restock_is_idempotent_per_event)
     ck_assert_str_eq(PQgetvalue(r, 0, 1), "f");
     ck_assert_str_eq(PQgetvalue(r, 0, 2), "6");
     PQclear(r);
-    ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM stock_ledger WHERE kind = 'restock'"), 2);
+    ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM stock_ledger WHERE kind = 'restock'"),
+                     2);
     ck_assert_int_eq(co_test_audit(conn), 0);
 }
 END_TEST
@@ -444,8 +449,8 @@ START_TEST(bad_input_changes_nothing)
         {"{}", "CK400"},
         {"[{\"item_id\":\"not-a-uuid\",\"quantity\":1}]", "CK400"},
         {"[{\"item_id\":\"00000000-0000-0000-0000-000000000000\",\"quantity\":1}]", "CK404"},
-        {"[{\"item_id\":\"%s\",\"quantity\":1},{\"item_id\":\"00000000-0000-0000-0000-000000000001\","
-         "\"quantity\":1}]", "CK404"},
+        {"[{\"item_id\":\"%s\",\"quantity\":1},"
+         "{\"item_id\":\"00000000-0000-0000-0000-000000000001\",\"quantity\":1}]", "CK404"},
     };
     const char *rs[3] = {"evt", item, "0"};
     const char *rs_unknown[3] = {"evt2", "00000000-0000-0000-0000-000000000000", "1"};
@@ -465,7 +470,8 @@ START_TEST(bad_input_changes_nothing)
     ck_assert_str_eq(state_of(conn, "SELECT * FROM co_restock($1, $2, $3)", 3, rs), "CK400");
     rs[2] = "-4";
     ck_assert_str_eq(state_of(conn, "SELECT * FROM co_restock($1, $2, $3)", 3, rs), "CK400");
-    ck_assert_str_eq(state_of(conn, "SELECT * FROM co_restock($1, $2, $3)", 3, rs_unknown), "CK404");
+    ck_assert_str_eq(state_of(conn, "SELECT * FROM co_restock($1, $2, $3)", 3, rs_unknown),
+                     "CK404");
     ck_assert_str_eq(state_of(conn, "SELECT co_release_order($1)", 1, release_unknown), "CK410");
     ck_assert_str_eq(state_of(conn, "SELECT co_reserve_order($1)", 1, release_unknown), "CK410");
     /* Nothing changed. */
@@ -487,9 +493,12 @@ START_TEST(duplicate_lines_are_merged)
     co_test_uuid(user);
     /* 2 + 2 of a 3-unit item: checked as 4 against 3, never as 2 twice. */
     snprintf(cart, sizeof cart,
-             "[{\"item_id\":\"%s\",\"quantity\":2},{\"item_id\":\"%s\",\"quantity\":2}]", item, item);
-    ck_assert_int_eq(co_test_llp(conn, "SELECT amount FROM co_create_order($1, $2, $3)", 3, p3), 400);
-    ck_assert_int_eq(co_test_llp(conn, "SELECT count(*) FROM order_lines WHERE order_id = $1", 1, p1), 1);
+             "[{\"item_id\":\"%s\",\"quantity\":2},{\"item_id\":\"%s\",\"quantity\":2}]",
+             item, item);
+    ck_assert_int_eq(co_test_llp(conn, "SELECT amount FROM co_create_order($1, $2, $3)", 3, p3),
+                     400);
+    ck_assert_int_eq(co_test_llp(conn, "SELECT count(*) FROM order_lines WHERE order_id = $1",
+                                 1, p1), 1);
     ck_assert_str_eq(state_of(conn, "SELECT co_reserve_order($1)", 1, p1), "CK409");
     ck_assert_int_eq(co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'dup'"), 3);
 }

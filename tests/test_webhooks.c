@@ -671,7 +671,8 @@ START_TEST(a_failed_report_with_the_provider_unreadable_voids_nothing)
     ck_assert_int_eq(send_event(ev, &r), 503);
     co_http_resp_free(&r);
     ck_assert_str_eq(order_status(order), "awaiting_payment");
-    ck_assert_int_eq(q1("SELECT count(*) FROM payment_events WHERE event_id = $1", "evt_pf_late"), 0);
+    ck_assert_int_eq(q1("SELECT count(*) FROM payment_events WHERE event_id = $1", "evt_pf_late"),
+                     0);
     co_test_mock(&srv, "DELETE", "/_mock/faults", NULL, NULL, &r);
     co_http_resp_free(&r);
     ck_assert_str_eq(mock_pi_status(pi), "requires_capture");
