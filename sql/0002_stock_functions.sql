@@ -60,26 +60,45 @@ BEGIN
 END
 $$;
 
--- Takes the units of an order's lines: locks the item rows in id order, checks
--- every line, decrements all or none, writes the ledger. Returns NULL on
--- success (or when the order already holds its stock), else the id of the
--- first short item, having changed nothing. The caller holds the order row.
-CREATE FUNCTION co_take_stock(p_order_id uuid) RETURNS uuid
+-- The check half of a reservation: locks the item rows of an order's lines in
+-- id order and names the first item short of its line (NULL when all are
+-- covered). Changes nothing. The comparison is made in the loop, after each
+-- row is locked: as a WHERE on the locking query, Postgres may filter a row
+-- on its old version before locking it, and a row that then changes under
+-- the lock wait would be neither locked nor checked (oversold; seen at 64
+-- threads).
+CREATE FUNCTION co_stock_short(p_order_id uuid) RETURNS uuid
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
 BEGIN
     FOR r IN
         SELECT i.id, i.stock, l.quantity
-        FROM order_lines l JOIN items i ON i.id = l.item_id
-        WHERE l.order_id = p_order_id
-        ORDER BY i.id
-        FOR NO KEY UPDATE OF i
+          FROM order_lines l JOIN items i ON i.id = l.item_id
+         WHERE l.order_id = p_order_id
+         ORDER BY i.id
+           FOR NO KEY UPDATE OF i
     LOOP
         IF r.stock < r.quantity THEN
             RETURN r.id;
         END IF;
     END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- Takes the units of an order's lines: checks every line under the item
+-- locks (co_stock_short), then decrements all, writes the ledger and marks the
+-- order as holding stock. Returns NULL on success, else the id of the first
+-- short item, having changed nothing. The caller holds the order row.
+CREATE FUNCTION co_take_stock(p_order_id uuid) RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+    short uuid := co_stock_short(p_order_id);
+BEGIN
+    IF short IS NOT NULL THEN
+        RETURN short;
+    END IF;
     UPDATE items i SET stock = i.stock - l.quantity
       FROM order_lines l
      WHERE l.order_id = p_order_id AND i.id = l.item_id;

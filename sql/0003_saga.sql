@@ -92,7 +92,10 @@ $$;
 -- Returns 'ok'; 'moved' (changing nothing) when the order is no longer in
 -- p_from, because another worker or a webhook got there first; 'short' when
 -- p_take could not take the stock again; 'duplicate' when p_event_id was
--- applied before (nothing changed in any of these cases).
+-- applied before (nothing changed in any of these cases). With p_take (a late
+-- authorization moving an expired order back to authorized) the stock is
+-- checked first under the item locks, and taken only after the order has
+-- left 'expired' (an ended order may hold no stock).
 CREATE FUNCTION co_transition(p_order_id uuid, p_from text, p_path text[], p_reason text,
                               p_release boolean, p_take boolean,
                               p_payment_intent text, p_client_secret text,
@@ -111,7 +114,7 @@ BEGIN
     IF cur IS DISTINCT FROM p_from THEN
         RETURN 'moved';
     END IF;
-    IF p_take AND co_take_stock(p_order_id) IS NOT NULL THEN
+    IF p_take AND co_stock_short(p_order_id) IS NOT NULL THEN
         RETURN 'short';
     END IF;
     IF p_event_id IS NOT NULL THEN
@@ -144,6 +147,10 @@ BEGIN
                               ELSE now() + make_interval(secs => p_lease_seconds) END,
            updated_at = now()
      WHERE id = p_order_id;
+    IF p_take AND co_take_stock(p_order_id) IS NOT NULL THEN
+        -- Cannot happen: co_stock_short saw enough under the locks we still hold.
+        RAISE EXCEPTION 'stock of order % changed under its locks', p_order_id;
+    END IF;
     IF p_response_status IS NOT NULL THEN
         UPDATE checkout_requests SET response_status = p_response_status,
                                      response_body = p_response_body
