@@ -23,12 +23,7 @@ typedef struct {
 
 static bool stop_requested(co_notifier *n)
 {
-    bool stop;
-
-    pthread_mutex_lock(&n->lock);
-    stop = n->stop;
-    pthread_mutex_unlock(&n->lock);
-    return stop;
+    return co_ticker_stopping(&n->ticker);
 }
 
 /* A claimed row is leased for the worst case of its whole batch (every
@@ -178,76 +173,60 @@ static int sweep(co_sender *x)
 
 /* ------------------------------------------------------------- the thread */
 
-static void *notify_main(void *p)
+static void *notify_setup(co_ticker *t)
 {
-    co_notifier *n = p;
-    co_sender x = {.n = n, .cfg = &n->app->cfg};
+    co_notifier *n = t->arg;
+    co_sender *x = calloc(1, sizeof *x);
 
-    x.db = co_db_open(n->app->cfg.database_url);
-    x.curl = curl_easy_init();
-    if (x.db == NULL || x.curl == NULL) {
-        CO_ERROR("notify", "cannot start the notifier (out of memory)");
-        goto out;
+    if (x == NULL)
+        return NULL;
+    x->n = n;
+    x->cfg = &n->app->cfg;
+    x->db = co_db_open(n->app->cfg.database_url);
+    x->curl = curl_easy_init();
+    if (x->db == NULL || x->curl == NULL) {
+        co_db_close(x->db);
+        if (x->curl != NULL)
+            curl_easy_cleanup(x->curl);
+        free(x);
+        return NULL;
     }
-    curl_easy_setopt(x.curl, CURLOPT_URL, n->app->cfg.notify_url);
-    curl_easy_setopt(x.curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(x.curl, CURLOPT_TIMEOUT_MS, (long)n->app->cfg.notify_timeout_ms);
-    curl_easy_setopt(x.curl, CURLOPT_CONNECTTIMEOUT_MS,
+    curl_easy_setopt(x->curl, CURLOPT_URL, n->app->cfg.notify_url);
+    curl_easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(x->curl, CURLOPT_TIMEOUT_MS, (long)n->app->cfg.notify_timeout_ms);
+    curl_easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(n->app->cfg.notify_timeout_ms < 2000 ? n->app->cfg.notify_timeout_ms
-                                                                  : 2000));
-    curl_easy_setopt(x.curl, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(x.curl, CURLOPT_USERAGENT, "checkoutd-notifier/1");
-    curl_easy_setopt(x.curl, CURLOPT_PROTOCOLS_STR, "http,https");
+                                                                   : 2000));
+    curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(x->curl, CURLOPT_USERAGENT, "checkoutd-notifier/1");
+    curl_easy_setopt(x->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    return x;
+}
 
-    pthread_mutex_lock(&n->lock);
-    while (!n->stop) {
-        struct timespec until;
-        int claimed;
-        int ms = n->app->cfg.notify_interval_ms;
+static bool notify_sweep(void *state)
+{
+    return sweep(state) == NOTIFY_BATCH; /* a full batch: more may be due */
+}
 
-        pthread_mutex_unlock(&n->lock);
-        claimed = sweep(&x);
-        pthread_mutex_lock(&n->lock);
-        if (claimed == NOTIFY_BATCH)
-            continue; /* more may be due */
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += ms / 1000;
-        until.tv_nsec += (long)(ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        while (!n->stop && pthread_cond_timedwait(&n->wake, &n->lock, &until) != ETIMEDOUT)
-            ;
-    }
-    pthread_mutex_unlock(&n->lock);
-out:
-    if (x.curl != NULL)
-        curl_easy_cleanup(x.curl);
-    co_db_close(x.db);
-    return NULL;
+static void notify_teardown(void *state)
+{
+    co_sender *x = state;
+
+    curl_easy_cleanup(x->curl);
+    co_db_close(x->db);
+    free(x);
 }
 
 bool co_notify_start(co_notifier *n, co_app *app)
 {
-    memset(n, 0, sizeof *n);
     n->app = app;
-    pthread_mutex_init(&n->lock, NULL);
-    pthread_cond_init(&n->wake, NULL);
-    n->started = pthread_create(&n->thread, NULL, notify_main, n) == 0;
-    return n->started;
+    n->ticker = (co_ticker){.name = "notify", .interval_ms = app->cfg.notify_interval_ms,
+                            .setup = notify_setup, .sweep = notify_sweep,
+                            .teardown = notify_teardown, .arg = n};
+    return co_ticker_start(&n->ticker);
 }
 
 void co_notify_stop(co_notifier *n)
 {
-    if (!n->started)
-        return;
-    pthread_mutex_lock(&n->lock);
-    n->stop = true;
-    pthread_cond_signal(&n->wake);
-    pthread_mutex_unlock(&n->lock);
-    pthread_join(n->thread, NULL);
-    pthread_mutex_destroy(&n->lock);
-    pthread_cond_destroy(&n->wake);
-    n->started = false;
+    co_ticker_stop(&n->ticker);
 }

@@ -19,16 +19,11 @@
 #define CO_NOTIFY_H
 
 #include "co_app.h"
-
-#include <pthread.h>
+#include "co_ticker.h"
 
 typedef struct {
     co_app *app;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stop;
-    bool started;
+    co_ticker ticker;
 } co_notifier;
 
 /* Starts the thread (its own Postgres connection and CURL handle). */

@@ -3,9 +3,7 @@
 #include "co_log.h"
 #include "co_store.h"
 
-#include <errno.h>
 #include <string.h>
-#include <time.h>
 
 /* Small batches: every claimed order shares one lease, and they are driven one
  * after another, so a large batch behind a slow provider would outlive it. */
@@ -37,57 +35,33 @@ int co_recovery_sweep(co_worker *w)
     return driven;
 }
 
-static void *recovery_main(void *p)
+static void *recovery_setup(co_ticker *t)
 {
-    co_recovery *r = p;
-    co_worker *w = co_worker_new(r->app);
+    co_recovery *r = t->arg;
 
-    pthread_mutex_lock(&r->lock);
-    while (!r->stop) {
-        struct timespec until;
-        int driven = 0;
+    return co_worker_new(r->app);
+}
 
-        pthread_mutex_unlock(&r->lock);
-        if (w != NULL)
-            driven = co_recovery_sweep(w);
-        pthread_mutex_lock(&r->lock);
-        if (driven == SWEEP_BATCH)
-            continue; /* more may be waiting */
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += r->app->cfg.recovery_interval_ms / 1000;
-        until.tv_nsec += (long)(r->app->cfg.recovery_interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        while (!r->stop && pthread_cond_timedwait(&r->wake, &r->lock, &until) != ETIMEDOUT)
-            ;
-    }
-    pthread_mutex_unlock(&r->lock);
-    co_worker_free(w);
-    return NULL;
+static bool recovery_sweep(void *state)
+{
+    return co_recovery_sweep(state) == SWEEP_BATCH; /* a full batch: more may be waiting */
+}
+
+static void recovery_teardown(void *state)
+{
+    co_worker_free(state);
 }
 
 bool co_recovery_start(co_recovery *r, co_app *app)
 {
-    memset(r, 0, sizeof *r);
     r->app = app;
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->wake, NULL);
-    r->started = pthread_create(&r->thread, NULL, recovery_main, r) == 0;
-    return r->started;
+    r->ticker = (co_ticker){.name = "recovery", .interval_ms = app->cfg.recovery_interval_ms,
+                            .setup = recovery_setup, .sweep = recovery_sweep,
+                            .teardown = recovery_teardown, .arg = r};
+    return co_ticker_start(&r->ticker);
 }
 
 void co_recovery_stop(co_recovery *r)
 {
-    if (!r->started)
-        return;
-    pthread_mutex_lock(&r->lock);
-    r->stop = true;
-    pthread_cond_signal(&r->wake);
-    pthread_mutex_unlock(&r->lock);
-    pthread_join(r->thread, NULL);
-    pthread_mutex_destroy(&r->lock);
-    pthread_cond_destroy(&r->wake);
-    r->started = false;
+    co_ticker_stop(&r->ticker);
 }

@@ -6,16 +6,11 @@
 #define CO_RECOVERY_H
 
 #include "co_app.h"
-
-#include <pthread.h>
+#include "co_ticker.h"
 
 typedef struct {
     co_app *app;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stop;
-    bool started;
+    co_ticker ticker;
 } co_recovery;
 
 bool co_recovery_start(co_recovery *r, co_app *app);
