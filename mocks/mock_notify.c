@@ -17,20 +17,18 @@
  * see forged or retried deliveries. Armed failures apply only to correctly signed JSON
  * deliveries, so that a forged request cannot use them up. */
 #include "co_sig.h"
+#include "mockhttp.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #define MN_BODY_MAX (64 * 1024)
@@ -59,21 +57,6 @@ static const char *g_secret;
 static bool g_verbose;
 
 /* ================================================================ helpers */
-
-static _Noreturn void oom(void)
-{
-    fputs("mock-notify: out of memory\n", stderr);
-    abort();
-}
-
-static void *xrealloc(void *old, size_t n)
-{
-    void *p = realloc(old, n > 0 ? n : 1);
-
-    if (p == NULL)
-        oom();
-    return p;
-}
 
 static long long unix_ms(void)
 {
@@ -138,7 +121,7 @@ static int record(const char *path, const char *body, size_t len, co_sig_result 
     }
     if (g_sink.n == g_sink.cap) {
         g_sink.cap = g_sink.cap > 0 ? 2 * g_sink.cap : 64;
-        g_sink.v = xrealloc(g_sink.v, g_sink.cap * sizeof *g_sink.v);
+        g_sink.v = mh_xrealloc(g_sink.v, g_sink.cap * sizeof *g_sink.v);
     }
     d = &g_sink.v[g_sink.n++];
     memset(d, 0, sizeof *d);
@@ -148,7 +131,7 @@ static int record(const char *path, const char *body, size_t len, co_sig_result 
     d->verified = sig == CO_SIG_OK;
     d->status = status;
     d->sig_error = sig_error_name(sig);
-    d->raw = xrealloc(NULL, len + 1);
+    d->raw = mh_xrealloc(NULL, len + 1);
     if (len > 0)
         memcpy(d->raw, body, len);
     d->raw[len] = '\0';
@@ -198,12 +181,6 @@ static json_t *deliveries_json(void)
 
 /* ================================================================ HTTP */
 
-typedef struct {
-    char *body;
-    size_t len, cap;
-    bool too_big;
-} mn_conn;
-
 /* Takes body (malloc'd, may be NULL for an empty answer). */
 static enum MHD_Result reply(struct MHD_Connection *c, int status, char *body)
 {
@@ -242,7 +219,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, int status, const c
 }
 
 static enum MHD_Result handle_mock(struct MHD_Connection *c, const char *method,
-                                   const char *url, const mn_conn *cx)
+                                   const char *url, const mh_conn *cx)
 {
     bool get = strcmp(method, "GET") == 0;
 
@@ -276,7 +253,7 @@ static enum MHD_Result handle_mock(struct MHD_Connection *c, const char *method,
 }
 
 static enum MHD_Result handle(struct MHD_Connection *c, const char *method, const char *url,
-                              const mn_conn *cx)
+                              const mh_conn *cx)
 {
     const char *sig;
     co_sig_result res;
@@ -318,51 +295,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    mn_conn *cx = *con_cls;
+    mh_conn *cx;
 
     (void)cls;
     (void)version;
-    if (cx == NULL) {
-        cx = calloc(1, sizeof *cx);
-        if (cx == NULL)
-            return MHD_NO;
-        *con_cls = cx;
+    /* A body over 64 KiB is read and dropped (too_big): 413 at the end. */
+    switch (mh_feed(con_cls, upload_data, upload_data_size, MN_BODY_MAX, &cx)) {
+    case MH_FAILED:
+        return MHD_NO;
+    case MH_COMPLETE:
+        return handle(c, method, url, cx);
+    default:
         return MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-
-        *upload_data_size = 0;
-        if (cx->too_big)
-            return MHD_YES;
-        if (cx->len + n > MN_BODY_MAX) {
-            cx->too_big = true;     /* read and drop the rest; 413 at the end */
-            return MHD_YES;
-        }
-        if (cx->len + n + 1 > cx->cap) {
-            cx->cap = cx->len + n + 1 > 2 * cx->cap ? cx->len + n + 1 : 2 * cx->cap;
-            cx->body = xrealloc(cx->body, cx->cap);
-        }
-        memcpy(cx->body + cx->len, upload_data, n);
-        cx->len += n;
-        cx->body[cx->len] = '\0';
-        return MHD_YES;
-    }
-    return handle(c, method, url, cx);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    mn_conn *cx = *con_cls;
-
-    (void)cls;
-    (void)c;
-    (void)toe;
-    if (cx != NULL) {
-        free(cx->body);
-        free(cx);
-        *con_cls = NULL;
     }
 }
 
@@ -376,58 +320,6 @@ static void usage(FILE *out)
           "variables MOCK_NOTIFY_LISTEN (default 127.0.0.1:12112; port 0 picks a free one),\n"
           "MOCK_NOTIFY_SECRET and MOCK_NOTIFY_FAIL_FIRST. See the comment at the top of\n"
           "mocks/mock_notify.c for the endpoints.\n", out);
-}
-
-static const char *env_or(const char *name, const char *def)
-{
-    const char *v = getenv(name);
-
-    return v != NULL && *v != '\0' ? v : def;
-}
-
-/* HOST:PORT or [V6]:PORT -> a socket address; host_out keeps the text for the banner. */
-static bool parse_listen(const char *s, struct sockaddr_storage *ss, bool *v6, char *host_out,
-                         size_t hcap)
-{
-    char host[256], port[16];
-    const char *colon;
-    struct addrinfo hints, *res = NULL;
-    int rc;
-
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-
-        if (end == NULL || end[1] != ':')
-            goto bad;
-        snprintf(host, sizeof host, "%.*s", (int)(end - s - 1), s + 1);
-        colon = end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL || (size_t)(colon - s) >= sizeof host)
-            goto bad;
-        snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
-    }
-    snprintf(port, sizeof port, "%s", colon + 1);
-    if (port[0] == '\0' || strspn(port, "0123456789") != strlen(port) || host[0] == '\0')
-        goto bad;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
-    rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "mock-notify: cannot resolve %s: %s\n", host, gai_strerror(rc));
-        return false;
-    }
-    memset(ss, 0, sizeof *ss);
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *v6 = res->ai_family == AF_INET6;
-    freeaddrinfo(res);
-    snprintf(host_out, hcap, *v6 ? "[%s]" : "%s", host);
-    return true;
-bad:
-    fprintf(stderr, "mock-notify: --listen wants HOST:PORT, got '%s'\n", s);
-    return false;
 }
 
 __attribute__((format(printf, 2, 0)))
@@ -448,17 +340,14 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *listen = env_or("MOCK_NOTIFY_LISTEN", "127.0.0.1:12112");
-    const char *fail_first = env_or("MOCK_NOTIFY_FAIL_FIRST", NULL);
-    struct sockaddr_storage ss;
-    char host[300];
-    bool v6 = false;
+    const char *listen = mh_env_or("MOCK_NOTIFY_LISTEN", "127.0.0.1:12112");
+    const char *fail_first = mh_env_or("MOCK_NOTIFY_FAIL_FIRST", NULL);
+    mh_listen l;
     sigset_t sigs;
     struct MHD_Daemon *d;
-    const union MHD_DaemonInfo *info;
-    int sig;
 
-    g_secret = env_or("MOCK_NOTIFY_SECRET", NULL);
+    mh_init("mock-notify");
+    g_secret = mh_env_or("MOCK_NOTIFY_SECRET", NULL);
     for (;;) {
         int c = getopt_long(argc, argv, "h", opts, NULL);
 
@@ -482,35 +371,26 @@ int main(int argc, char **argv)
         fputs("mock-notify: --fail-first must be an integer from 0 to 1000000\n", stderr);
         return 2;
     }
-    if (!parse_listen(listen, &ss, &v6, host, sizeof host))
+    if (!mh_parse_listen(listen, &l))
         return 2;
     json_object_seed(0);
-    /* Every thread inherits this mask, so only sigwait() below sees SIGINT/SIGTERM. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    mh_block_signals(&sigs);
     /* Handlers never block, so a small pool of polling threads is enough. */
     d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-                         (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, on_request, NULL,
+                         (l.v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, on_request, NULL,
                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,     /* must be first */
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&l.addr,
                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                         MHD_OPTION_NOTIFY_COMPLETED, mh_completed, NULL,
                          MHD_OPTION_END);
     if (d == NULL) {
         fprintf(stderr, "mock-notify: cannot listen on %s\n", listen);
         return 1;
     }
-    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    printf("mock-notify listening on http://%s:%u\n", host,
-           info != NULL ? (unsigned)info->port : 0U);
-    fflush(stdout);
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    mh_announce(d, &l);
+    mh_wait_signal(&sigs);
     MHD_stop_daemon(d);
     pthread_mutex_lock(&g_sink.mu);
     clear_deliveries_locked();

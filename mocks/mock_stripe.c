@@ -20,6 +20,7 @@
  * thread in the other order: lists copy pointers under their mutex, release it, and only
  * then lock each PaymentIntent. g_wh.mu, g_faults.mu and g_idem_fifo.mu are leaves. */
 #include "co_sig.h"
+#include "mockhttp.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -27,7 +28,6 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -90,42 +90,18 @@ static atomic_llong st_declines, st_replays;
 
 /* ================================================================ small utilities */
 
-static _Noreturn void oom(void)
-{
-    fputs("mock-stripe: out of memory\n", stderr);
-    abort();
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n > 0 ? n : 1);
-
-    if (p == NULL)
-        oom();
-    return p;
-}
-
 static void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n > 0 ? n : 1, size > 0 ? size : 1);
 
     if (p == NULL)
-        oom();
-    return p;
-}
-
-static void *xrealloc(void *old, size_t n)
-{
-    void *p = realloc(old, n > 0 ? n : 1);
-
-    if (p == NULL)
-        oom();
+        mh_oom();
     return p;
 }
 
 static char *xstrndup(const char *s, size_t n)
 {
-    char *p = xmalloc(n + 1);
+    char *p = mh_xmalloc(n + 1);
 
     memcpy(p, s, n);
     p[n] = '\0';
@@ -403,7 +379,7 @@ static void *map_get(ms_map *m, const char *key)
 
 static void map_insert_locked(ms_node **bucket, const char *key, void *val)
 {
-    ms_node *n = xmalloc(sizeof *n);
+    ms_node *n = mh_xmalloc(sizeof *n);
 
     n->key = xstrdup(key);
     n->val = val;
@@ -497,8 +473,8 @@ static void meta_set(ms_meta *m, const char *key, const char *val)
     }
     if (*val == '\0')
         return;
-    m->k = xrealloc(m->k, (m->n + 1) * sizeof(char *));
-    m->v = xrealloc(m->v, (m->n + 1) * sizeof(char *));
+    m->k = mh_xrealloc(m->k, (m->n + 1) * sizeof(char *));
+    m->v = mh_xrealloc(m->v, (m->n + 1) * sizeof(char *));
     m->k[m->n] = xstrdup(key);
     m->v[m->n] = xstrdup(val);
     m->n++;
@@ -550,7 +526,7 @@ static void resp_json(ms_resp *r, int status, json_t *root)
     json_decref(root);
     free(r->body);
     if (s == NULL)
-        oom();
+        mh_oom();
     r->status = status;
     r->body = s;
     r->len = strlen(s);
@@ -654,7 +630,7 @@ static void form_add(ms_form *f, char *k, char *v)
 {
     if (f->n == f->cap) {
         f->cap = f->cap > 0 ? 2 * f->cap : 16;
-        f->kv = xrealloc(f->kv, f->cap * sizeof *f->kv);
+        f->kv = mh_xrealloc(f->kv, f->cap * sizeof *f->kv);
     }
     f->kv[f->n].k = k;
     f->kv[f->n].v = v;
@@ -686,7 +662,7 @@ static int hexval(char c)
  * (nothing allocated) when the result holds a NUL byte or is not UTF-8. */
 static char *form_decode(const char *s, size_t n)
 {
-    char *out = xmalloc(n + 1);
+    char *out = mh_xmalloc(n + 1);
     size_t o = 0;
 
     for (size_t i = 0; i < n; i++) {
@@ -1362,7 +1338,7 @@ static void ev_add(ms_req *rq, const char *type, const char *obj_id, json_t *obj
     e->body = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (e->body == NULL)
-        oom();
+        mh_oom();
 }
 
 /* ================================================================ webhook delivery */
@@ -1472,7 +1448,7 @@ static bool wh_send(CURL *c, const ms_event *e, long *status, char *err, size_t 
     h = curl_slist_append(h, hdr);
     h = curl_slist_append(h, "Expect:");   /* no 100-continue round trip */
     if (h == NULL)
-        oom();
+        mh_oom();
     curl_easy_setopt(c, CURLOPT_URL, g_cfg.webhook_url);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, e->body);
@@ -1732,7 +1708,7 @@ static void idem_fifo_clear(void)
 static void idem_remember(const char *key)
 {
     size_t len = strlen(key);
-    ms_keyq *q = xmalloc(sizeof *q + len + 1), *old = NULL;
+    ms_keyq *q = mh_xmalloc(sizeof *q + len + 1), *old = NULL;
 
     memcpy(q->key, key, len + 1);
     q->next = NULL;
@@ -1963,6 +1939,20 @@ static void fail_no_pi(ms_resp *r, const char *id, const char *param, int status
     r->no_store = true;
 }
 
+/* The PaymentIntent id, locked (pi->mu; the caller unlocks it), or NULL with a 404
+ * resource_missing answered. */
+static ms_pi *pi_lock(const char *id, ms_resp *r)
+{
+    ms_pi *pi = pi_find(id);
+
+    if (pi == NULL) {
+        fail_no_pi(r, id, "intent", 404);
+        return NULL;
+    }
+    pthread_mutex_lock(&pi->mu);
+    return pi;
+}
+
 static void fail_unknown_pm(ms_resp *r, const char *pm)
 {
     fail_param(r, "resource_missing", "payment_method", "No such PaymentMethod: '%.100s'", pm);
@@ -2114,11 +2104,11 @@ static bool parse_pm_types(const ms_form *f, char ***out, size_t *n, ms_resp *r)
                        f->kv[i].v);
             return false;
         }
-        v = xrealloc(v, (k + 1) * sizeof *v);
+        v = mh_xrealloc(v, (k + 1) * sizeof *v);
         v[k++] = xstrdup(f->kv[i].v);
     }
     if (k == 0) {
-        v = xmalloc(sizeof *v);
+        v = mh_xmalloc(sizeof *v);
         v[k++] = xstrdup("card");
     }
     *out = v;
@@ -2180,7 +2170,7 @@ static void pi_publish(ms_pi *pi)
     pthread_mutex_lock(&g_pis.mu);
     if (g_pis.n == g_pis.cap) {
         g_pis.cap = g_pis.cap > 0 ? 2 * g_pis.cap : 1024;
-        g_pis.v = xrealloc(g_pis.v, g_pis.cap * sizeof *g_pis.v);
+        g_pis.v = mh_xrealloc(g_pis.v, g_pis.cap * sizeof *g_pis.v);
     }
     pi->idx = g_pis.n;
     g_pis.v[g_pis.n++] = pi;
@@ -2262,12 +2252,9 @@ static void h_pi_retrieve(ms_req *rq, const char *id, ms_resp *r)
 
     if (!check_params(&rq->form, params, r))
         return;
-    pi = pi_find(id);
-    if (pi == NULL) {
-        fail_no_pi(r, id, "intent", 404);
+    pi = pi_lock(id, r);
+    if (pi == NULL)
         return;
-    }
-    pthread_mutex_lock(&pi->mu);
     reply_pi(r, pi);
     pthread_mutex_unlock(&pi->mu);
 }
@@ -2356,6 +2343,13 @@ static void h_pi_list(ms_req *rq, const char *id, ms_resp *r)
     resp_json(r, 200, list_json(data, more, "/v1/payment_intents"));
 }
 
+/* An optional string field set from a form value: "" clears it. */
+static void set_opt_str(char **field, const char *v)
+{
+    free(*field);
+    *field = *v != '\0' ? xstrdup(v) : NULL;
+}
+
 static bool pi_is_mutable(const ms_pi *pi)
 {
     return pi->status == ST_REQUIRES_PAYMENT_METHOD ||
@@ -2397,12 +2391,9 @@ static void h_pi_update(ms_req *rq, const char *id, ms_resp *r)
         restricted = "payment_method";
     else if (capture >= 0)
         restricted = "capture_method";
-    pi = pi_find(id);
-    if (pi == NULL) {
-        fail_no_pi(r, id, "intent", 404);
+    pi = pi_lock(id, r);
+    if (pi == NULL)
         return;
-    }
-    pthread_mutex_lock(&pi->mu);
     if (restricted != NULL && !pi_is_mutable(pi)) {
         fail_state(r, pi, "This PaymentIntent's %s could not be updated because it has a "
                    "status of %s. You may only update the %s of a PaymentIntent with one of "
@@ -2418,14 +2409,10 @@ static void h_pi_update(ms_req *rq, const char *id, ms_resp *r)
         memcpy(pi->currency, currency, sizeof currency);
     if (capture >= 0)
         pi->capture = capture;
-    if (desc != NULL) {
-        free(pi->description);
-        pi->description = *desc != '\0' ? xstrdup(desc) : NULL;
-    }
-    if (email != NULL) {
-        free(pi->receipt_email);
-        pi->receipt_email = *email != '\0' ? xstrdup(email) : NULL;
-    }
+    if (desc != NULL)
+        set_opt_str(&pi->description, desc);
+    if (email != NULL)
+        set_opt_str(&pi->receipt_email, email);
     if (pm != NULL) {
         free(pi->pm);
         pi->pm = xstrdup(pm);
@@ -2459,12 +2446,9 @@ static void h_pi_confirm(ms_req *rq, const char *id, ms_resp *r)
         !get_enum(f, "capture_method", capture_names, &capture, r) ||
         !get_string(f, "receipt_email", 800, &email, r) || !check_pm(pm, r))
         return;
-    pi = pi_find(id);
-    if (pi == NULL) {
-        fail_no_pi(r, id, "intent", 404);
+    pi = pi_lock(id, r);
+    if (pi == NULL)
         return;
-    }
-    pthread_mutex_lock(&pi->mu);
     if (pi->status == ST_SUCCEEDED) {
         fail_state(r, pi, "You cannot confirm this PaymentIntent because it has already "
                    "succeeded after being previously confirmed.");
@@ -2490,10 +2474,8 @@ static void h_pi_confirm(ms_req *rq, const char *id, ms_resp *r)
     }
     if (capture >= 0)
         pi->capture = capture;
-    if (email != NULL) {
-        free(pi->receipt_email);
-        pi->receipt_email = *email != '\0' ? xstrdup(email) : NULL;
-    }
+    if (email != NULL)
+        set_opt_str(&pi->receipt_email, email);
     pi_confirm_locked(pi, rq, off_session || error_on_action, r);
 out:
     pthread_mutex_unlock(&pi->mu);
@@ -2516,12 +2498,9 @@ static void h_pi_capture(ms_req *rq, const char *id, ms_resp *r)
     if (!check_params(f, params, r) ||
         !parse_amount(f, "amount_to_capture", false, &has_amt, &amt, r))
         return;
-    pi = pi_find(id);
-    if (pi == NULL) {
-        fail_no_pi(r, id, "intent", 404);
+    pi = pi_lock(id, r);
+    if (pi == NULL)
         return;
-    }
-    pthread_mutex_lock(&pi->mu);
     if (pi->status != ST_REQUIRES_CAPTURE) {
         fail_state(r, pi, "This PaymentIntent could not be captured because it has a status "
                    "of %s. Only a PaymentIntent with one of the following statuses may be "
@@ -2560,12 +2539,9 @@ static void h_pi_cancel(ms_req *rq, const char *id, ms_resp *r)
     if (!check_params(&rq->form, params, r) ||
         !get_enum(&rq->form, "cancellation_reason", cancel_reasons, &reason, r))
         return;
-    pi = pi_find(id);
-    if (pi == NULL) {
-        fail_no_pi(r, id, "intent", 404);
+    pi = pi_lock(id, r);
+    if (pi == NULL)
         return;
-    }
-    pthread_mutex_lock(&pi->mu);
     if (pi->status == ST_SUCCEEDED || pi->status == ST_CANCELED) {
         fail_state(r, pi, "You cannot cancel this PaymentIntent because it has a status of "
                    "%s. Only a PaymentIntent with one of the following statuses may be "
@@ -2697,7 +2673,7 @@ static void h_refund_create(ms_req *rq, const char *id, ms_resp *r)
     pthread_mutex_lock(&g_refunds.mu);
     if (g_refunds.n == g_refunds.cap) {
         g_refunds.cap = g_refunds.cap > 0 ? 2 * g_refunds.cap : 256;
-        g_refunds.v = xrealloc(g_refunds.v, g_refunds.cap * sizeof *g_refunds.v);
+        g_refunds.v = mh_xrealloc(g_refunds.v, g_refunds.cap * sizeof *g_refunds.v);
     }
     rf->idx = g_refunds.n;
     g_refunds.v[g_refunds.n++] = rf;
@@ -3045,12 +3021,9 @@ static void mock_authenticate(ms_req *rq, const char *id, ms_resp *r)
         fail_mock(r, "outcome must be \"succeed\" or \"fail\"");
         goto out;
     }
-    pi = pi_find(id);
-    if (pi == NULL) {
-        fail_no_pi(r, id, "intent", 404);
+    pi = pi_lock(id, r);
+    if (pi == NULL)
         goto out;
-    }
-    pthread_mutex_lock(&pi->mu);
     if (pi->status != ST_REQUIRES_ACTION) {
         fail_state(r, pi, "This PaymentIntent has a status of %s; only one that "
                    "requires_action can be authenticated.", status_names[pi->status]);
@@ -3115,17 +3088,10 @@ static void mock_route(ms_req *rq, ms_resp *r)
 
 /* ================================================================ HTTP glue */
 
-typedef struct {
-    char *body;
-    size_t len, cap;
-    bool too_big;
-    bool answered;              /* a response was queued early (413) */
-} ms_conn;
-
 static char *b64_decode(const char *in, size_t *outlen)
 {
     size_t n = strlen(in), o = 0;
-    char *out = xmalloc(n / 4 * 3 + 4);
+    char *out = mh_xmalloc(n / 4 * 3 + 4);
     unsigned acc = 0;
     int bits = 0;
 
@@ -3259,7 +3225,7 @@ static enum MHD_Result send_resp(const ms_req *rq, ms_resp *r, const char *orig_
 
 /* The pipeline for /v1: auth -> latency -> faults -> parse -> idempotency -> handler.
  * Runs on the connection's own thread, so sleeping here blocks nobody else. */
-static enum MHD_Result handle_api(ms_req *rq, ms_conn *cx, ms_resp *r, char *orig)
+static enum MHD_Result handle_api(ms_req *rq, mh_conn *cx, ms_resp *r, char *orig)
 {
     char key[2 * MS_KEY_MAX + 2];
     char *path = xstrdup(rq->path);
@@ -3359,7 +3325,7 @@ out:
 }
 
 static enum MHD_Result handle(struct MHD_Connection *conn, const char *url, const char *method,
-                              ms_conn *cx)
+                              mh_conn *cx)
 {
     ms_req rq;
     ms_resp r = {.retry = -1};
@@ -3399,80 +3365,51 @@ static enum MHD_Result handle(struct MHD_Connection *conn, const char *url, cons
     return ret;
 }
 
+/* The first call (headers only): a Content-Length over the cap is refused before the
+ * body is read; libmicrohttpd then closes the connection. */
+static enum MHD_Result on_headers(struct MHD_Connection *conn, const char *url,
+                                  const char *method, mh_conn *cx)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    ms_req rq = {.conn = conn, .method = method, .path = url};
+    ms_resp r = {.retry = 0};
+    enum MHD_Result ret;
+
+    if (cl == NULL || strtoull(cl, NULL, 10) <= MS_BODY_MAX)
+        return MHD_YES;
+    new_id(rq.req_id, sizeof rq.req_id, "req_", 14);
+    fail(&r, 413, "invalid_request_error", NULL, NULL,
+         "Request body too large (the limit is %d bytes).", MS_BODY_MAX);
+    cx->answered = true;
+    ret = send_resp(&rq, &r, NULL);
+    free(r.body);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    ms_conn *cx = *con_cls;
+    mh_conn *cx;
 
     (void)cls;
     (void)version;
-    if (cx == NULL) {
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-
-        cx = calloc(1, sizeof *cx);
-        if (cx == NULL)
-            return MHD_NO;
-        *con_cls = cx;
-        if (cl != NULL && strtoull(cl, NULL, 10) > MS_BODY_MAX) {
-            /* Refuse before reading the body; libmicrohttpd then closes the connection. */
-            ms_req rq = {.conn = conn, .method = method, .path = url};
-            ms_resp r = {.retry = 0};
-            enum MHD_Result ret;
-
-            new_id(rq.req_id, sizeof rq.req_id, "req_", 14);
-            fail(&r, 413, "invalid_request_error", NULL, NULL,
-                 "Request body too large (the limit is %d bytes).", MS_BODY_MAX);
-            cx->answered = true;
-            ret = send_resp(&rq, &r, NULL);
-            free(r.body);
-            return ret;
-        }
+    switch (mh_feed(con_cls, upload_data, upload_data_size, MS_BODY_MAX, &cx)) {
+    case MH_STARTED:
+        return on_headers(conn, url, method, cx);
+    case MH_CONTINUE:
+        /* Chunked bodies have no Content-Length: keep nothing, answer 413 at the end. */
+        if (cx->too_big)
+            mh_drop_body(cx);
         return MHD_YES;
+    case MH_COMPLETE:
+        return handle(conn, url, method, cx);
+    case MH_FAILED:
+        break;
     }
-    if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-
-        *upload_data_size = 0;
-        if (cx->too_big || cx->answered)
-            return MHD_YES;
-        if (cx->len + n > MS_BODY_MAX) {
-            /* Chunked bodies have no Content-Length: drop the rest, answer 413 at the end. */
-            cx->too_big = true;
-            free(cx->body);
-            cx->body = NULL;
-            cx->len = 0;
-            return MHD_YES;
-        }
-        if (cx->len + n + 1 > cx->cap) {
-            cx->cap = cx->len + n + 1 > 2 * cx->cap ? cx->len + n + 1 : 2 * cx->cap;
-            cx->body = xrealloc(cx->body, cx->cap);
-        }
-        memcpy(cx->body + cx->len, upload_data, n);
-        cx->len += n;
-        cx->body[cx->len] = '\0';
-        return MHD_YES;
-    }
-    if (cx->answered)
-        return MHD_YES;
-    return handle(conn, url, method, cx);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    ms_conn *cx = *con_cls;
-
-    (void)cls;
-    (void)conn;
-    (void)toe;
-    if (cx != NULL) {
-        free(cx->body);
-        free(cx);
-        *con_cls = NULL;
-    }
+    return MHD_NO;
 }
 
 /* ================================================================ start-up */
@@ -3525,14 +3462,6 @@ static bool parse_long(const char *what, const char *s, long min, long max, long
     return true;
 }
 
-/* An environment variable's value, or def when it is unset or empty. */
-static const char *env_or(const char *name, const char *def)
-{
-    const char *v = getenv(name);
-
-    return v != NULL && *v != '\0' ? v : def;
-}
-
 static bool parse_args(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -3551,10 +3480,10 @@ static bool parse_args(int argc, char **argv)
     };
     const char *verbose = getenv("MOCK_STRIPE_VERBOSE");
 
-    g_cfg.listen = env_or("MOCK_STRIPE_LISTEN", g_cfg.listen);
-    g_cfg.webhook_url = env_or("MOCK_STRIPE_WEBHOOK_URL", NULL);
-    g_cfg.webhook_secret = env_or("MOCK_STRIPE_WEBHOOK_SECRET", NULL);
-    g_cfg.api_key = env_or("MOCK_STRIPE_API_KEY", NULL);
+    g_cfg.listen = mh_env_or("MOCK_STRIPE_LISTEN", g_cfg.listen);
+    g_cfg.webhook_url = mh_env_or("MOCK_STRIPE_WEBHOOK_URL", NULL);
+    g_cfg.webhook_secret = mh_env_or("MOCK_STRIPE_WEBHOOK_SECRET", NULL);
+    g_cfg.api_key = mh_env_or("MOCK_STRIPE_API_KEY", NULL);
     g_cfg.verbose = verbose != NULL && strcmp(verbose, "1") == 0;
     if (!parse_long("MOCK_STRIPE_LATENCY_MS", getenv("MOCK_STRIPE_LATENCY_MS"), 0, 600000,
                     &g_cfg.latency_ms) ||
@@ -3606,51 +3535,6 @@ static bool parse_args(int argc, char **argv)
     return true;
 }
 
-/* HOST:PORT or [V6]:PORT -> a socket address; host_out keeps the text for the banner. */
-static bool parse_listen(const char *s, struct sockaddr_storage *ss, bool *v6, char *host_out,
-                         size_t hcap)
-{
-    char host[256], port[16];
-    const char *colon;
-    struct addrinfo hints, *res = NULL;
-    int rc;
-
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-
-        if (end == NULL || end[1] != ':')
-            goto bad;
-        snprintf(host, sizeof host, "%.*s", (int)(end - s - 1), s + 1);
-        colon = end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL || (size_t)(colon - s) >= sizeof host)
-            goto bad;
-        snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
-    }
-    snprintf(port, sizeof port, "%s", colon + 1);
-    if (port[0] == '\0' || strspn(port, "0123456789") != strlen(port) || host[0] == '\0')
-        goto bad;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
-    rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "mock-stripe: cannot resolve %s: %s\n", host, gai_strerror(rc));
-        return false;
-    }
-    memset(ss, 0, sizeof *ss);
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *v6 = res->ai_family == AF_INET6;
-    freeaddrinfo(res);
-    snprintf(host_out, hcap, *v6 ? "[%s]" : "%s", host);
-    return true;
-bad:
-    fprintf(stderr, "mock-stripe: --listen wants HOST:PORT, got '%s'\n", s);
-    return false;
-}
-
 /* Hundreds of connections plus webhook sockets need more than the usual 1024 fds. */
 static void raise_nofile(void)
 {
@@ -3697,18 +3581,16 @@ static void state_free(void)
 
 int main(int argc, char **argv)
 {
-    struct sockaddr_storage ss;
-    char host[300];
-    bool v6 = false;
+    mh_listen l;
     sigset_t sigs;
     struct MHD_Daemon *d = NULL;
-    const union MHD_DaemonInfo *info;
     unsigned flags;
-    int sig, rc = 1;
+    int rc = 1;
 
+    mh_init("mock-stripe");
     if (!parse_args(argc, argv))
         return 2;
-    if (!parse_listen(g_cfg.listen, &ss, &v6, host, sizeof host))
+    if (!mh_parse_listen(g_cfg.listen, &l))
         return 2;
     raise_nofile();
     /* Before any thread exists: libcurl's global init is not thread-safe. */
@@ -3717,39 +3599,30 @@ int main(int argc, char **argv)
         return 1;
     }
     json_object_seed(0);
-    /* Every thread inherits this mask, so only sigwait() below sees SIGINT/SIGTERM. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    mh_block_signals(&sigs);
     state_init();
     if (!wh_start())
         goto out;
     flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-            MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+            MHD_USE_ERROR_LOG | (l.v6 ? MHD_USE_IPv6 : 0);
     d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,     /* must be first */
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&l.addr,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                          MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
                          MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024),
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                         MHD_OPTION_NOTIFY_COMPLETED, mh_completed, NULL,
                          MHD_OPTION_END);
     if (d == NULL) {
         fprintf(stderr, "mock-stripe: cannot listen on %s\n", g_cfg.listen);
         goto out;
     }
-    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    printf("mock-stripe listening on http://%s:%u\n", host,
-           info != NULL ? (unsigned)info->port : 0U);
-    fflush(stdout);
+    mh_announce(d, &l);
     if (g_cfg.verbose)
         fprintf(stderr, "mock-stripe: webhooks to %s, latency %ld ms\n",
                 g_cfg.webhook_url != NULL ? g_cfg.webhook_url : "(none)", g_cfg.latency_ms);
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    mh_wait_signal(&sigs);
     rc = 0;
 out:
     wake_sleepers_for_stop();

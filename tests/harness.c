@@ -98,6 +98,24 @@ long long co_test_ll(PGconn *c, const char *sql)
     return co_test_llp(c, sql, 0, NULL);
 }
 
+long long co_test_ll1(PGconn *c, const char *sql, const char *param)
+{
+    const char *params[1] = {param};
+
+    return co_test_llp(c, sql, 1, params);
+}
+
+void co_test_strp(PGconn *c, char *out, size_t n, const char *sql, int np,
+                  const char *const *params)
+{
+    PGresult *r = PQexecParams(c, sql, np, NULL, params, NULL, NULL, 0);
+
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
+                  PQresultErrorMessage(r));
+    snprintf(out, n, "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+}
+
 void co_test_item(PGconn *c, const char *sku, long long price, int stock, char id[37])
 {
     char p[32];

@@ -27,6 +27,12 @@ void co_test_exec(PGconn *c, const char *sql);
 long long co_test_ll(PGconn *c, const char *sql);
 /* The same with parameters. */
 long long co_test_llp(PGconn *c, const char *sql, int n, const char *const *params);
+/* The same with one parameter. */
+long long co_test_ll1(PGconn *c, const char *sql, const char *param);
+/* First column of the first row as text ("" for no row or NULL), copied into
+ * out (n bytes, truncated); aborts the test when the query fails. */
+void co_test_strp(PGconn *c, char *out, size_t n, const char *sql, int np,
+                  const char *const *params);
 
 /* Creates an item with co_create_item; writes its uuid into id (37 bytes). */
 void co_test_item(PGconn *c, const char *sku, long long price, int stock, char id[37]);

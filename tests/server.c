@@ -2,11 +2,14 @@
 
 #include "co_jwt.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -366,4 +369,120 @@ bool co_test_server_start_another(co_test_server *s, co_proc *p)
 
     snprintf(path, sizeof path, "%s/checkoutd", bin_dir());
     return co_proc_start(p, argv, s->env, 20000);
+}
+
+/* ---------------------------------------------------------------- shared by the suites */
+
+/* What co_test_server_fixture named, for the fixture functions (which take no
+ * arguments); set before the runner forks, so each test's child has it. */
+static struct {
+    co_test_server *s;
+    const char *const *env;
+    bool notify;
+} fixture;
+
+static void fixture_setup(void)
+{
+    start(fixture.s, fixture.env, NULL, fixture.notify);
+}
+
+void co_test_server_teardown(void)
+{
+    co_test_server_stop(fixture.s);
+}
+
+void co_test_server_fixture(TCase *tc, co_test_server *s, const char *const extra_env[],
+                            bool notify)
+{
+    fixture.s = s;
+    fixture.env = extra_env;
+    fixture.notify = notify;
+    tcase_add_checked_fixture(tc, fixture_setup, co_test_server_teardown);
+}
+
+const char *co_test_jstr(json_t *j, const char *k1, const char *k2)
+{
+    json_t *v = json_object_get(j, k1);
+
+    if (k2 != NULL)
+        v = json_object_get(v, k2);
+    return json_string_value(v) ? json_string_value(v) : "";
+}
+
+const char *co_test_status(co_test_server *s, const char *order)
+{
+    static char st[32];
+    const char *p[1] = {order};
+
+    co_test_strp(s->conn, st, sizeof st, "SELECT status FROM orders WHERE id = $1", 1, p);
+    return st;
+}
+
+long long co_test_stock(co_test_server *s, const char *item)
+{
+    return co_test_ll1(s->conn, "SELECT stock FROM items WHERE id = $1", item);
+}
+
+void co_test_checkout_order(co_test_server *s, const char *user, const char *key,
+                            const char *body, long want, char order[37], char pi[64])
+{
+    co_http_resp r = {0};
+    json_t *j;
+
+    ck_assert_int_eq(co_test_checkout(s, user, key, body, &r), want);
+    j = co_http_json(&r);
+    snprintf(order, 37, "%s", co_test_jstr(j, "order_id", NULL));
+    if (pi != NULL)
+        snprintf(pi, 64, "%s", co_test_jstr(j, "payment_intent", NULL));
+    json_decref(j);
+    co_http_resp_free(&r);
+}
+
+long co_test_order_post(co_test_server *s, const char *user, const char *order,
+                        const char *action, co_http_resp *resp)
+{
+    char path[160];
+    char *tok = co_test_token(user, 600);
+    long status;
+
+    snprintf(path, sizeof path, "/v1/orders/%s/%s", order, action);
+    status = co_test_call(s, "POST", path, tok, NULL, resp);
+    free(tok);
+    return status;
+}
+
+long co_test_confirm_at_mock(co_test_server *s, const char *pi, const char *pm)
+{
+    char path[128], body[128];
+    co_http_resp r = {0};
+    long status;
+
+    snprintf(path, sizeof path, "/v1/payment_intents/%s/confirm", pi);
+    snprintf(body, sizeof body, "payment_method=%s", pm);
+    status = co_test_mock(s, "POST", path, body, NULL, &r);
+    co_http_resp_free(&r);
+    return status;
+}
+
+void co_test_stop_clean(co_proc *p, const char *what)
+{
+    int status = co_proc_stop(p, SIGTERM);
+
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "%s did not stop cleanly (wait status %d)", what, status);
+}
+
+unsigned co_test_free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    unsigned port;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
 }

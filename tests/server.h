@@ -80,4 +80,48 @@ void co_test_cart(char *out, size_t n, const char *item, int qty, const char *pm
  * False when it did not come up. */
 bool co_test_server_start_another(co_test_server *s, co_proc *p);
 
+/* ---------------------------------------------------------------- shared by the suites */
+
+/* The checked fixture of an HTTP suite, added to tc: before each test
+ * co_test_server_start (co_test_server_start_notify when notify) starts *s
+ * with extra_env (kept by pointer: a static array); after it
+ * co_test_server_teardown stops it. One server per test program: every call
+ * must name the same s, extra_env and notify. Call it before the runner forks
+ * (the suite's constructor). */
+void co_test_server_fixture(TCase *tc, co_test_server *s, const char *const extra_env[],
+                            bool notify);
+/* The fixture's teardown alone, for a tcase whose tests start the server
+ * themselves: tcase_add_checked_fixture(tc, NULL, co_test_server_teardown). */
+void co_test_server_teardown(void);
+
+/* j[k1] (k2 NULL) or j[k1][k2] as a string; "" when absent or not a string. The
+ * pointer lives as long as j. */
+const char *co_test_jstr(json_t *j, const char *k1, const char *k2);
+
+/* An order's status now ("" when there is no such order); a static buffer. */
+const char *co_test_status(co_test_server *s, const char *order);
+/* An item's stock now (item is its uuid). */
+long long co_test_stock(co_test_server *s, const char *item);
+
+/* co_test_checkout that must answer want (a 201 or 202); copies the answer's
+ * order_id into order (37 bytes) and, when pi is not NULL, its payment_intent
+ * into pi (64 bytes). */
+void co_test_checkout_order(co_test_server *s, const char *user, const char *key,
+                            const char *body, long want, char order[37], char pi[64]);
+/* POST /v1/orders/{order}/{action} ("confirm", "cancel") as user, with a fresh
+ * token; returns the status, the answer in resp (the caller frees it). */
+long co_test_order_post(co_test_server *s, const char *user, const char *order,
+                        const char *action, co_http_resp *resp);
+/* What the shopper's app does: confirms the PaymentIntent pi at the mock with
+ * pm; returns the mock's status. */
+long co_test_confirm_at_mock(co_test_server *s, const char *pi, const char *pm);
+
+/* Stops p (a checkoutd) with SIGTERM and asserts it exited 0; what names it
+ * in the failure. */
+void co_test_stop_clean(co_proc *p, const char *what);
+
+/* A loopback port that was free a moment ago: bound, never listened on,
+ * closed (so a small race, fine for tests; a connection to it is refused). */
+unsigned co_test_free_port(void);
+
 #endif

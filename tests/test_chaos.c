@@ -7,16 +7,13 @@
  * long (CHAOS_LONG=1: 120 s unless CHAOS_SECONDS says otherwise). */
 #include "server.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,21 +28,6 @@ static atomic_bool stop;
 static struct {
     atomic_int answered, confirmed, declined, out_of_stock, unavailable, transport, other;
 } tally;
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof a;
-    int port;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 static void sleep_ms(int ms)
 {
@@ -159,7 +141,7 @@ START_TEST(chaos_keeps_the_invariants)
     bool pg_restarted = false;
     long long unended;
 
-    snprintf(listen, sizeof listen, "LISTEN_ADDR=127.0.0.1:%d", free_port());
+    snprintf(listen, sizeof listen, "LISTEN_ADDR=127.0.0.1:%u", co_test_free_port());
     ck_assert(co_test_server_restart(&srv, env));
     for (int i = 0; i < ITEMS; i++) {
         char sku[32];
@@ -232,16 +214,6 @@ START_TEST(chaos_keeps_the_invariants)
 }
 END_TEST
 
-static void setup(void)
-{
-    co_test_server_start(&srv, NULL, NULL);
-}
-
-static void teardown(void)
-{
-    co_test_server_stop(&srv);
-}
-
 int main(void)
 {
     Suite *s = suite_create("chaos");
@@ -250,7 +222,7 @@ int main(void)
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    co_test_server_fixture(tc, &srv, NULL, false);
     tcase_set_timeout(tc, getenv("CHAOS_LONG") ? 900 : 180);
     tcase_add_test(tc, chaos_keeps_the_invariants);
     suite_add_tcase(s, tc);

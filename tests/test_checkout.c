@@ -16,30 +16,17 @@
 
 static co_test_server srv;
 
-static void setup(void)
+#define CAPTURE "POST /v1/payment_intents/*/capture"
+
+/* A pm_card_visa checkout of qty units of item by a new shopper; returns the
+ * status, the answer in r (the caller frees it). */
+static long buy(const char *item, int qty, co_http_resp *r)
 {
-    co_test_server_start(&srv, NULL, NULL);
-}
+    char body[256], user[37];
 
-static void teardown(void)
-{
-    co_test_server_stop(&srv);
-}
-
-static const char *json_str(json_t *j, const char *path1, const char *path2)
-{
-    json_t *v = json_object_get(j, path1);
-
-    if (path2 != NULL)
-        v = json_object_get(v, path2);
-    return json_string_value(v) ? json_string_value(v) : "";
-}
-
-static long long stock_of(const char *sku)
-{
-    const char *p[1] = {sku};
-
-    return co_test_llp(srv.conn, "SELECT stock FROM items WHERE sku = $1", 1, p);
+    co_test_uuid(user);
+    co_test_cart(body, sizeof body, item, qty, "pm_card_visa");
+    return co_test_checkout(&srv, user, "k", body, r);
 }
 
 /* -------------------------------------------- 200 shoppers, one unit */
@@ -65,7 +52,7 @@ static void *race_one(void *p)
     pthread_barrier_wait(r->start);
     r->status = co_test_checkout(&srv, user, key, r->body, &resp);
     j = co_http_json(&resp);
-    snprintf(r->code, sizeof r->code, "%s", json_str(j, "error", "code"));
+    snprintf(r->code, sizeof r->code, "%s", co_test_jstr(j, "error", "code"));
     json_decref(j);
     co_http_resp_free(&resp);
     return NULL;
@@ -94,7 +81,7 @@ START_TEST(two_hundred_shoppers_one_unit)
     pthread_barrier_destroy(&start);
     ck_assert_int_eq(created, 1);
     ck_assert_int_eq(out, RACERS - 1);
-    ck_assert_int_eq(stock_of("last-phone"), 0);
+    ck_assert_int_eq(co_test_stock(&srv, item), 0);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders WHERE status = 'confirmed'"),
                      1);
@@ -116,32 +103,30 @@ START_TEST(decline_releases_stock_for_the_next_shopper)
     co_test_cart(body, sizeof body, item, 1, "pm_card_visa_chargeDeclinedInsufficientFunds");
     ck_assert_int_eq(co_test_checkout(&srv, a, "k1", body, &r), 402);
     j = co_http_json(&r);
-    ck_assert_str_eq(json_str(j, "error", "code"), "payment_declined");
-    ck_assert_str_eq(json_str(j, "error", "decline_code"), "insufficient_funds");
-    ck_assert_str_eq(co_test_wait_status(&srv, json_str(j, "error", "order_id"), "failed", 0),
+    ck_assert_str_eq(co_test_jstr(j, "error", "code"), "payment_declined");
+    ck_assert_str_eq(co_test_jstr(j, "error", "decline_code"), "insufficient_funds");
+    ck_assert_str_eq(co_test_wait_status(&srv, co_test_jstr(j, "error", "order_id"), "failed", 0),
                      "failed");
     json_decref(j);
     co_http_resp_free(&r);
-    ck_assert_int_eq(stock_of("one"), 1);
+    ck_assert_int_eq(co_test_stock(&srv, item), 1);
 
     co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
     ck_assert_int_eq(co_test_checkout(&srv, b, "k1", body, &r), 201);
     co_http_resp_free(&r);
-    ck_assert_int_eq(stock_of("one"), 0);
+    ck_assert_int_eq(co_test_stock(&srv, item), 0);
     co_test_invariants(&srv, true);
 }
 END_TEST
 
 START_TEST(capture_500_then_success)
 {
-    char item[37], body[256], u[37];
+    char item[37];
     co_http_resp r = {0};
 
     co_test_item(srv.conn, "c500", 5000, 3, item);
-    co_test_uuid(u);
-    co_test_fault(&srv, "POST /v1/payment_intents/*/capture", "status_500", 1, 0);
-    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
-    ck_assert_int_eq(co_test_checkout(&srv, u, "k", body, &r), 201);
+    co_test_fault(&srv, CAPTURE, "status_500", 1, 0);
+    ck_assert_int_eq(buy(item, 1, &r), 201);
     co_http_resp_free(&r);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
     co_test_invariants(&srv, true);
@@ -150,23 +135,20 @@ END_TEST
 
 START_TEST(capture_failing_for_good_voids_and_releases)
 {
-    char item[37], body[256], u[37];
+    char item[37], order[37];
     co_http_resp r = {0};
     json_t *j;
-    char order[37];
 
     co_test_item(srv.conn, "cfail", 5000, 3, item);
-    co_test_uuid(u);
-    co_test_fault(&srv, "POST /v1/payment_intents/*/capture", "status_500", 1000, 0);
-    co_test_cart(body, sizeof body, item, 2, "pm_card_visa");
-    ck_assert_int_eq(co_test_checkout(&srv, u, "k", body, &r), 503);
+    co_test_fault(&srv, CAPTURE, "status_500", 1000, 0);
+    ck_assert_int_eq(buy(item, 2, &r), 503);
     j = co_http_json(&r);
-    ck_assert_str_eq(json_str(j, "error", "code"), "payment_provider_unavailable");
-    snprintf(order, sizeof order, "%s", json_str(j, "error", "order_id"));
+    ck_assert_str_eq(co_test_jstr(j, "error", "code"), "payment_provider_unavailable");
+    snprintf(order, sizeof order, "%s", co_test_jstr(j, "error", "order_id"));
     json_decref(j);
     co_http_resp_free(&r);
     ck_assert_str_eq(co_test_wait_status(&srv, order, "failed", 10000), "failed");
-    ck_assert_int_eq(stock_of("cfail"), 3);
+    ck_assert_int_eq(co_test_stock(&srv, item), 3);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 0);
     ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 1);
     co_test_invariants(&srv, true);
@@ -175,14 +157,12 @@ END_TEST
 
 START_TEST(lost_capture_answer_charges_once)
 {
-    char item[37], body[256], u[37];
+    char item[37];
     co_http_resp r = {0};
 
     co_test_item(srv.conn, "drop", 5000, 3, item);
-    co_test_uuid(u);
-    co_test_fault(&srv, "POST /v1/payment_intents/*/capture", "drop_response", 1, 0);
-    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
-    ck_assert_int_eq(co_test_checkout(&srv, u, "k", body, &r), 201);
+    co_test_fault(&srv, CAPTURE, "drop_response", 1, 0);
+    ck_assert_int_eq(buy(item, 1, &r), 201);
     co_http_resp_free(&r);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
     co_test_invariants(&srv, true);
@@ -212,7 +192,7 @@ START_TEST(same_key_replays_byte_for_byte)
     co_http_resp_free(&a);
     co_http_resp_free(&b);
     co_http_resp_free(&c);
-    ck_assert_int_eq(stock_of("idem"), 4);
+    ck_assert_int_eq(co_test_stock(&srv, item), 4);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
 }
 END_TEST
@@ -261,43 +241,35 @@ END_TEST
 
 START_TEST(mobile_flow_end_to_end)
 {
-    char item[37], body[256], u[37], order[37], pi[64], path[128];
+    char item[37], body[256], u[37], order[37], pi[64];
     co_http_resp r = {0};
     json_t *j;
-    char *tok;
 
     co_test_item(srv.conn, "mob", 7000, 2, item);
     co_test_uuid(u);
     co_test_cart(body, sizeof body, item, 1, NULL);
     ck_assert_int_eq(co_test_checkout(&srv, u, "m", body, &r), 202);
     j = co_http_json(&r);
-    ck_assert_str_eq(json_str(j, "status", NULL), "awaiting_payment");
-    ck_assert_ptr_nonnull(strstr(json_str(j, "client_secret", NULL), "_secret_"));
-    ck_assert_int_gt(strlen(json_str(j, "reservation_expires_at", NULL)), 0);
-    snprintf(order, sizeof order, "%s", json_str(j, "order_id", NULL));
-    snprintf(pi, sizeof pi, "%s", json_str(j, "payment_intent", NULL));
+    ck_assert_str_eq(co_test_jstr(j, "status", NULL), "awaiting_payment");
+    ck_assert_ptr_nonnull(strstr(co_test_jstr(j, "client_secret", NULL), "_secret_"));
+    ck_assert_int_gt(strlen(co_test_jstr(j, "reservation_expires_at", NULL)), 0);
+    snprintf(order, sizeof order, "%s", co_test_jstr(j, "order_id", NULL));
+    snprintf(pi, sizeof pi, "%s", co_test_jstr(j, "payment_intent", NULL));
     json_decref(j);
     co_http_resp_free(&r);
-    ck_assert_int_eq(stock_of("mob"), 1);
+    ck_assert_int_eq(co_test_stock(&srv, item), 1);
 
     /* Confirming before paying is refused. */
-    tok = co_test_token(u, 600);
-    snprintf(path, sizeof path, "/v1/orders/%s/confirm", order);
-    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 409);
+    ck_assert_int_eq(co_test_order_post(&srv, u, order, "confirm", &r), 409);
     co_http_resp_free(&r);
 
     /* The app confirms with the provider, then tells us. */
-    snprintf(path, sizeof path, "/v1/payment_intents/%s/confirm", pi);
-    ck_assert_int_eq(co_test_mock(&srv, "POST", path, "payment_method=pm_card_visa", NULL, &r),
-                     200);
-    co_http_resp_free(&r);
-    snprintf(path, sizeof path, "/v1/orders/%s/confirm", order);
-    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
+    ck_assert_int_eq(co_test_confirm_at_mock(&srv, pi, "pm_card_visa"), 200);
+    ck_assert_int_eq(co_test_order_post(&srv, u, order, "confirm", &r), 200);
     j = co_http_json(&r);
-    ck_assert_str_eq(json_str(j, "status", NULL), "confirmed");
+    ck_assert_str_eq(co_test_jstr(j, "status", NULL), "confirmed");
     json_decref(j);
     co_http_resp_free(&r);
-    free(tok);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
     co_test_invariants(&srv, true);
 }
@@ -307,21 +279,15 @@ START_TEST(unpaid_reservation_expires)
 {
     const char *env[] = {"RESERVATION_TTL_SECONDS=1", NULL};
     char item[37], body[256], u[37], order[37];
-    co_http_resp r = {0};
-    json_t *j;
 
     ck_assert(co_test_server_restart(&srv, env));
     co_test_item(srv.conn, "exp", 7000, 1, item);
     co_test_uuid(u);
     co_test_cart(body, sizeof body, item, 1, NULL);
-    ck_assert_int_eq(co_test_checkout(&srv, u, "e", body, &r), 202);
-    j = co_http_json(&r);
-    snprintf(order, sizeof order, "%s", json_str(j, "order_id", NULL));
-    json_decref(j);
-    co_http_resp_free(&r);
-    ck_assert_int_eq(stock_of("exp"), 0);
+    co_test_checkout_order(&srv, u, "e", body, 202, order, NULL);
+    ck_assert_int_eq(co_test_stock(&srv, item), 0);
     ck_assert_str_eq(co_test_wait_status(&srv, order, "expired", 10000), "expired");
-    ck_assert_int_eq(stock_of("exp"), 1);
+    ck_assert_int_eq(co_test_stock(&srv, item), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 1);
     co_test_invariants(&srv, true);
 }
@@ -329,41 +295,27 @@ END_TEST
 
 START_TEST(cancel_voids_or_refunds)
 {
-    char item[37], body[256], u[37], o1[37], o2[37], path[128];
+    char item[37], body[256], u[37], o1[37], o2[37];
     co_http_resp r = {0};
-    json_t *j;
-    char *tok;
 
     co_test_item(srv.conn, "can", 7000, 5, item);
     co_test_uuid(u);
-    tok = co_test_token(u, 600);
     co_test_cart(body, sizeof body, item, 1, NULL);
-    ck_assert_int_eq(co_test_checkout(&srv, u, "c1", body, &r), 202);
-    j = co_http_json(&r);
-    snprintf(o1, sizeof o1, "%s", json_str(j, "order_id", NULL));
-    json_decref(j);
-    co_http_resp_free(&r);
+    co_test_checkout_order(&srv, u, "c1", body, 202, o1, NULL);
     co_test_cart(body, sizeof body, item, 2, "pm_card_visa");
-    ck_assert_int_eq(co_test_checkout(&srv, u, "c2", body, &r), 201);
-    j = co_http_json(&r);
-    snprintf(o2, sizeof o2, "%s", json_str(j, "order_id", NULL));
-    json_decref(j);
-    co_http_resp_free(&r);
-    ck_assert_int_eq(stock_of("can"), 2);
+    co_test_checkout_order(&srv, u, "c2", body, 201, o2, NULL);
+    ck_assert_int_eq(co_test_stock(&srv, item), 2);
 
-    snprintf(path, sizeof path, "/v1/orders/%s/cancel", o1);
-    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
+    ck_assert_int_eq(co_test_order_post(&srv, u, o1, "cancel", &r), 200);
     ck_assert_ptr_nonnull(strstr(r.body, "\"cancelled\""));
     co_http_resp_free(&r);
-    snprintf(path, sizeof path, "/v1/orders/%s/cancel", o2);
-    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
+    ck_assert_int_eq(co_test_order_post(&srv, u, o2, "cancel", &r), 200);
     ck_assert_ptr_nonnull(strstr(r.body, "\"refunded\""));
     co_http_resp_free(&r);
     /* Cancelling again changes nothing. */
-    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
+    ck_assert_int_eq(co_test_order_post(&srv, u, o2, "cancel", &r), 200);
     co_http_resp_free(&r);
-    free(tok);
-    ck_assert_int_eq(stock_of("can"), 5);
+    ck_assert_int_eq(co_test_stock(&srv, item), 5);
     ck_assert_int_eq(co_test_mock_stat(&srv, "refunds"), 1);
     co_test_invariants(&srv, true);
 }
@@ -375,18 +327,13 @@ START_TEST(auth_is_enforced)
 {
     char item[37], body[256], u[37], other[37], order[37], path[128];
     co_http_resp r = {0};
-    json_t *j;
     char *tok, *expired, *wrong, *none;
 
     co_test_item(srv.conn, "auth", 7000, 5, item);
     co_test_uuid(u);
     co_test_uuid(other);
     co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
-    ck_assert_int_eq(co_test_checkout(&srv, u, "a", body, &r), 201);
-    j = co_http_json(&r);
-    snprintf(order, sizeof order, "%s", json_str(j, "order_id", NULL));
-    json_decref(j);
-    co_http_resp_free(&r);
+    co_test_checkout_order(&srv, u, "a", body, 201, order, NULL);
     snprintf(path, sizeof path, "/v1/orders/%s", order);
 
     tok = co_test_token(u, 600);
@@ -485,7 +432,7 @@ START_TEST(bad_bodies_change_nothing)
         ck_assert_msg(j != NULL && json_is_object(json_object_get(j, "error")), "case %zu: %s", i,
                       r.body);
         if (cases[i].code != NULL)
-            ck_assert_msg(strcmp(json_str(j, "error", "code"), cases[i].code) == 0,
+            ck_assert_msg(strcmp(co_test_jstr(j, "error", "code"), cases[i].code) == 0,
                           "case %zu: %s", i, r.body);
         json_decref(j);
         co_http_resp_free(&r);
@@ -528,7 +475,7 @@ START_TEST(bad_bodies_change_nothing)
     /* Nothing changed, and the server is alive. */
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders"), 0);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM checkout_requests"), 0);
-    ck_assert_int_eq(stock_of("bad"), 5);
+    ck_assert_int_eq(co_test_stock(&srv, item), 5);
     ck_assert_int_eq(co_test_call(&srv, "GET", "/healthz", NULL, NULL, &r), 200);
     co_http_resp_free(&r);
 }
@@ -544,7 +491,7 @@ START_TEST(admin_items_and_pages)
                                   "{\"sku\":\"A1\",\"name\":\"A\",\"price\":100,"
                                   "\"currency\":\"usd\",\"stock\":3}", &r), 201);
     j = co_http_json(&r);
-    snprintf(id, sizeof id, "%s", json_str(j, "id", NULL));
+    snprintf(id, sizeof id, "%s", co_test_jstr(j, "id", NULL));
     json_decref(j);
     co_http_resp_free(&r);
     ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
@@ -581,7 +528,7 @@ START_TEST(admin_items_and_pages)
     ck_assert_int_eq(json_array_size(json_object_get(j, "data")), 2);
     ck_assert(json_is_true(json_object_get(j, "has_more")));
     snprintf(path, sizeof path, "/v1/admin/orders?limit=2&starting_after=%s",
-             json_str(json_array_get(json_object_get(j, "data"), 1), "id", NULL));
+             co_test_jstr(json_array_get(json_object_get(j, "data"), 1), "id", NULL));
     json_decref(j);
     co_http_resp_free(&r);
     ck_assert_int_eq(co_test_call(&srv, "GET", path, CO_TEST_ADMIN_KEY, NULL, &r), 200);
@@ -603,16 +550,14 @@ END_TEST
 START_TEST(recovery_leaves_an_order_being_driven_alone)
 {
     const char *env[] = {"SAGA_LEASE_SECONDS=1", NULL};
-    char item[37], body[256], u[37];
+    char item[37];
     co_http_resp r = {0};
 
     ck_assert(co_test_server_restart(&srv, env));
     co_test_item(srv.conn, "slowcap", 5000, 1, item);
-    co_test_uuid(u);
     /* Longer than the lease, shorter than the client's 3 s timeout. */
-    co_test_fault(&srv, "POST /v1/payment_intents/*/capture", "delay", 1, 2500);
-    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
-    ck_assert_int_eq(co_test_checkout(&srv, u, "slow", body, &r), 201);
+    co_test_fault(&srv, CAPTURE, "delay", 1, 2500);
+    ck_assert_int_eq(buy(item, 1, &r), 201);
     ck_assert_ptr_nonnull(strstr(r.body, "\"confirmed\""));
     co_http_resp_free(&r);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
@@ -658,7 +603,7 @@ static Suite *checkout_suite(void)
     Suite *s = suite_create("checkout");
     TCase *tc = tcase_create("http");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    co_test_server_fixture(tc, &srv, NULL, false);
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, two_hundred_shoppers_one_unit);
     tcase_add_test(tc, decline_releases_stock_for_the_next_shopper);

@@ -25,63 +25,19 @@
 
 static co_test_server srv;
 
-static void setup(void)
-{
-    co_test_server_start(&srv, NULL, NULL);
-}
-
-static void teardown(void)
-{
-    co_test_server_stop(&srv);
-}
-
 /* ------------------------------------------------------------- helpers */
-
-static const char *json_str(json_t *j, const char *k1, const char *k2)
-{
-    json_t *v = json_object_get(j, k1);
-
-    if (k2 != NULL)
-        v = json_object_get(v, k2);
-    return json_string_value(v) ? json_string_value(v) : "";
-}
-
-/* First column of the first row of a parameterised query, as text ("" for none
- * or NULL) copied into out. */
-static void query_str(char *out, size_t n, const char *sql, int np, const char *const *params)
-{
-    PGresult *r = PQexecParams(srv.conn, sql, np, NULL, params, NULL, NULL, 0);
-
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
-                  PQresultErrorMessage(r));
-    snprintf(out, n, "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
-    PQclear(r);
-}
 
 static long long db_ll(const char *sql)
 {
     return co_test_ll(srv.conn, sql);
 }
 
-static long long order_ll(const char *sql, const char *order)
+/* A column of the order (sql selects it WHERE id = $1) as text, into out. */
+static void order_str(char *out, size_t n, const char *sql, const char *order)
 {
     const char *p[1] = {order};
 
-    return co_test_llp(srv.conn, sql, 1, p);
-}
-
-static long long stock_of(const char *item)
-{
-    return order_ll("SELECT stock FROM items WHERE id = $1", item);
-}
-
-static const char *status_of(const char *order)
-{
-    static char st[32];
-    const char *p[1] = {order};
-
-    query_str(st, sizeof st, "SELECT status FROM orders WHERE id = $1", 1, p);
-    return st;
+    co_test_strp(srv.conn, out, n, sql, 1, p);
 }
 
 /* Restarts checkoutd with CHECKOUTD_CRASH_AT=point; NULL clears it (an empty
@@ -113,8 +69,8 @@ static void order_of(const char *user, const char *key, char order[37])
 {
     const char *p[2] = {user, key};
 
-    query_str(order, 37, "SELECT order_id FROM checkout_requests"
-                         " WHERE user_id = $1 AND idempotency_key = $2", 2, p);
+    co_test_strp(srv.conn, order, 37, "SELECT order_id FROM checkout_requests"
+                                      " WHERE user_id = $1 AND idempotency_key = $2", 2, p);
     ck_assert_msg(order[0] != '\0', "no order for key %s", key);
 }
 
@@ -130,6 +86,18 @@ static void checkout_into_crash(const char *user, const char *key, const char *b
     co_http_resp_free(&r);
     expect_killed();
     order_of(user, key, order);
+}
+
+/* The shopper's cancel of order runs into the crash point: no answer, the
+ * process is gone. */
+static void cancel_into_crash(const char *user, const char *order)
+{
+    co_http_resp r = {0};
+
+    ck_assert_msg(co_test_order_post(&srv, user, order, "cancel", &r) == 0,
+                  "the cancel was answered (%ld %s): no crash", r.status, r.body);
+    co_http_resp_free(&r);
+    expect_killed();
 }
 
 /* Waits for the order to end; asserts it ended in want. */
@@ -207,28 +175,25 @@ static void crash_and_confirm(const char *point, const char *stalled_in, long lo
     restart_at(point);
     checkout_into_crash(user, key, body, order);
 
-    ck_assert_str_eq(status_of(order), stalled_in);
+    ck_assert_str_eq(co_test_status(&srv, order), stalled_in);
     ck_assert_int_eq(co_test_mock_stat(&srv, "payment_intents"), pis);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), captured);
-    ck_assert_int_eq(stock_of(item), 3);
+    ck_assert_int_eq(co_test_stock(&srv, item), 3);
 
     restart_at(NULL);
     expect_end(order, "confirmed");
     ck_assert_int_eq(co_test_mock_stat(&srv, "payment_intents"), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 0);
-    ck_assert_int_eq(stock_of(item), 3);
+    ck_assert_int_eq(co_test_stock(&srv, item), 3);
     ck_assert_int_eq(ledger(order, "reserve"), 1);
     ck_assert_int_eq(ledger(order, "release"), 0);
 
     j = replay(user, key, body, 201);
-    {
-        const char *p[1] = {order};
-        query_str(pi, sizeof pi, "SELECT payment_intent FROM orders WHERE id = $1", 1, p);
-    }
-    ck_assert_str_eq(json_str(j, "order_id", NULL), order);
-    ck_assert_str_eq(json_str(j, "status", NULL), "confirmed");
-    ck_assert_str_eq(json_str(j, "payment_intent", NULL), pi);
+    order_str(pi, sizeof pi, "SELECT payment_intent FROM orders WHERE id = $1", order);
+    ck_assert_str_eq(co_test_jstr(j, "order_id", NULL), order);
+    ck_assert_str_eq(co_test_jstr(j, "status", NULL), "confirmed");
+    ck_assert_str_eq(co_test_jstr(j, "payment_intent", NULL), pi);
     ck_assert_int_eq(json_integer_value(json_object_get(j, "amount")), 8400);
     json_decref(j);
     ck_assert_int_eq(db_ll("SELECT count(*) FROM orders"), 1);
@@ -282,25 +247,26 @@ START_TEST(crash_after_declined_authorize_fails_and_releases)
     co_test_cart(body, sizeof body, item, 1, "pm_card_visa_chargeDeclined");
     restart_at("after_authorize_call");
     checkout_into_crash(user, key, body, order);
-    ck_assert_str_eq(status_of(order), "reserved");
-    ck_assert_int_eq(stock_of(item), 2);
+    ck_assert_str_eq(co_test_status(&srv, order), "reserved");
+    ck_assert_int_eq(co_test_stock(&srv, item), 2);
     ck_assert_int_eq(co_test_mock_stat(&srv, "declines"), 1);
 
     restart_at(NULL);
     expect_end(order, "failed");
-    ck_assert_int_eq(stock_of(item), 3);
+    ck_assert_int_eq(co_test_stock(&srv, item), 3);
     ck_assert_int_eq(ledger(order, "reserve"), 1);
     ck_assert_int_eq(ledger(order, "release"), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 0);
     /* The repeated authorize was the provider's replay, not a second attempt. */
     ck_assert_int_eq(co_test_mock_stat(&srv, "declines"), 1);
-    ck_assert_int_eq(order_ll("SELECT count(*) FROM orders WHERE id = $1"
-                              " AND failure_code = 'payment_declined'", order), 1);
+    ck_assert_int_eq(co_test_ll1(srv.conn, "SELECT count(*) FROM orders WHERE id = $1"
+                                           " AND failure_code = 'payment_declined'", order),
+                     1);
 
     j = replay(user, key, body, 402);
-    ck_assert_str_eq(json_str(j, "error", "code"), "payment_declined");
-    ck_assert_str_eq(json_str(j, "error", "decline_code"), "generic_decline");
-    ck_assert_str_eq(json_str(j, "error", "order_id"), order);
+    ck_assert_str_eq(co_test_jstr(j, "error", "code"), "payment_declined");
+    ck_assert_str_eq(co_test_jstr(j, "error", "decline_code"), "generic_decline");
+    ck_assert_str_eq(co_test_jstr(j, "error", "order_id"), order);
     json_decref(j);
     expect_clean_history();
     ck_assert_int_eq(ended_not_once(), 0);
@@ -312,19 +278,17 @@ END_TEST
 
 START_TEST(crash_after_create_call_awaits_payment)
 {
-    char item[37], user[37], order[37], body[256], pi[64], secret[160], path[160];
+    char item[37], user[37], order[37], body[256], pi[64], secret[160];
     const char *key = "mobile-key";
-    const char *p[1];
     co_http_resp r = {0};
     json_t *j;
-    char *tok;
 
     co_test_item(srv.conn, "mobile", 4200, 3, item);
     co_test_uuid(user);
     co_test_cart(body, sizeof body, item, 1, NULL);
     restart_at("after_create_call");
     checkout_into_crash(user, key, body, order);
-    ck_assert_str_eq(status_of(order), "reserved");
+    ck_assert_str_eq(co_test_status(&srv, order), "reserved");
     ck_assert_int_eq(co_test_mock_stat(&srv, "payment_intents"), 1);
 
     restart_at(NULL);
@@ -332,35 +296,28 @@ START_TEST(crash_after_create_call_awaits_payment)
                      "awaiting_payment");
     /* The PaymentIntent created before the crash is the one recorded. */
     ck_assert_int_eq(co_test_mock_stat(&srv, "payment_intents"), 1);
-    p[0] = order;
-    query_str(pi, sizeof pi, "SELECT payment_intent FROM orders WHERE id = $1", 1, p);
-    query_str(secret, sizeof secret, "SELECT client_secret FROM orders WHERE id = $1", 1, p);
+    order_str(pi, sizeof pi, "SELECT payment_intent FROM orders WHERE id = $1", order);
+    order_str(secret, sizeof secret, "SELECT client_secret FROM orders WHERE id = $1", order);
     ck_assert_msg(strncmp(pi, "pi_", 3) == 0, "payment_intent %s", pi);
     ck_assert_msg(strncmp(secret, pi, strlen(pi)) == 0 && strstr(secret, "_secret_") != NULL,
                   "client_secret %s for %s", secret, pi);
-    ck_assert_int_eq(stock_of(item), 2);
+    ck_assert_int_eq(co_test_stock(&srv, item), 2);
 
     j = replay(user, key, body, 202);
-    ck_assert_str_eq(json_str(j, "order_id", NULL), order);
-    ck_assert_str_eq(json_str(j, "status", NULL), "awaiting_payment");
-    ck_assert_str_eq(json_str(j, "client_secret", NULL), secret);
-    ck_assert_str_eq(json_str(j, "payment_intent", NULL), pi);
+    ck_assert_str_eq(co_test_jstr(j, "order_id", NULL), order);
+    ck_assert_str_eq(co_test_jstr(j, "status", NULL), "awaiting_payment");
+    ck_assert_str_eq(co_test_jstr(j, "client_secret", NULL), secret);
+    ck_assert_str_eq(co_test_jstr(j, "payment_intent", NULL), pi);
     json_decref(j);
     co_test_invariants(&srv, false);
 
     /* The recovered PaymentIntent is usable: the app pays, the order confirms. */
-    snprintf(path, sizeof path, "/v1/payment_intents/%s/confirm", pi);
-    ck_assert_int_eq(co_test_mock(&srv, "POST", path, "payment_method=pm_card_visa", NULL, &r),
-                     200);
+    ck_assert_int_eq(co_test_confirm_at_mock(&srv, pi, "pm_card_visa"), 200);
+    ck_assert_int_eq(co_test_order_post(&srv, user, order, "confirm", &r), 200);
     co_http_resp_free(&r);
-    tok = co_test_token(user, 600);
-    snprintf(path, sizeof path, "/v1/orders/%s/confirm", order);
-    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
-    co_http_resp_free(&r);
-    free(tok);
-    ck_assert_str_eq(status_of(order), "confirmed");
+    ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
-    ck_assert_int_eq(stock_of(item), 2);
+    ck_assert_int_eq(co_test_stock(&srv, item), 2);
     expect_clean_history();
     co_test_invariants(&srv, true);
 }
@@ -381,21 +338,21 @@ START_TEST(crash_after_cancel_call_fails_and_releases)
     co_test_fault(&srv, "POST /v1/payment_intents/*/capture", "status_500", 1000, 0);
     restart_at("after_cancel_call");
     checkout_into_crash(user, key, body, order);
-    ck_assert_str_eq(status_of(order), "voiding");
+    ck_assert_str_eq(co_test_status(&srv, order), "voiding");
     ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 1);
-    ck_assert_int_eq(stock_of(item), 1);
+    ck_assert_int_eq(co_test_stock(&srv, item), 1);
 
     restart_at(NULL);
     expect_end(order, "failed");
     ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 0);
-    ck_assert_int_eq(stock_of(item), 3);
+    ck_assert_int_eq(co_test_stock(&srv, item), 3);
     ck_assert_int_eq(ledger(order, "release"), 1);
 
     /* The answer decided when voiding began was stored before the crash. */
     j = replay(user, key, body, 503);
-    ck_assert_str_eq(json_str(j, "error", "code"), "payment_provider_unavailable");
-    ck_assert_str_eq(json_str(j, "error", "order_id"), order);
+    ck_assert_str_eq(co_test_jstr(j, "error", "code"), "payment_provider_unavailable");
+    ck_assert_str_eq(co_test_jstr(j, "error", "order_id"), order);
     json_decref(j);
     expect_clean_history();
     ck_assert_int_eq(ended_not_once(), 0);
@@ -405,44 +362,33 @@ END_TEST
 
 START_TEST(crash_after_cancel_call_of_a_shopper_cancel_ends_cancelled)
 {
-    char item[37], user[37], order[37], body[256], path[160];
+    char item[37], user[37], order[37], body[256];
     co_http_resp r = {0};
     json_t *j;
-    char *tok;
 
     co_test_item(srv.conn, "mcancel", 4200, 3, item);
     co_test_uuid(user);
     co_test_cart(body, sizeof body, item, 1, NULL);
-    ck_assert_int_eq(co_test_checkout(&srv, user, "mcancel-key", body, &r), 202);
-    j = co_http_json(&r);
-    snprintf(order, sizeof order, "%s", json_str(j, "order_id", NULL));
-    json_decref(j);
-    co_http_resp_free(&r);
+    co_test_checkout_order(&srv, user, "mcancel-key", body, 202, order, NULL);
 
     restart_at("after_cancel_call");
-    tok = co_test_token(user, 600);
-    snprintf(path, sizeof path, "/v1/orders/%s/cancel", order);
-    ck_assert_msg(co_test_call(&srv, "POST", path, tok, NULL, &r) == 0,
-                  "the cancel was answered (%ld %s): no crash", r.status, r.body);
-    co_http_resp_free(&r);
-    expect_killed();
-    ck_assert_str_eq(status_of(order), "voiding");
+    cancel_into_crash(user, order);
+    ck_assert_str_eq(co_test_status(&srv, order), "voiding");
     ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 1);
-    ck_assert_int_eq(stock_of(item), 2);
+    ck_assert_int_eq(co_test_stock(&srv, item), 2);
 
     restart_at(NULL);
     expect_end(order, "cancelled");
     ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 0);
-    ck_assert_int_eq(stock_of(item), 3);
+    ck_assert_int_eq(co_test_stock(&srv, item), 3);
     ck_assert_int_eq(ledger(order, "release"), 1);
-    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
+    ck_assert_int_eq(co_test_order_post(&srv, user, order, "cancel", &r), 200);
     ck_assert_ptr_nonnull(strstr(r.body, "\"cancelled\""));
     co_http_resp_free(&r);
-    free(tok);
     /* The checkout's first answer (202) stays what it was. */
     j = replay(user, "mcancel-key", body, 202);
-    ck_assert_str_eq(json_str(j, "order_id", NULL), order);
+    ck_assert_str_eq(co_test_jstr(j, "order_id", NULL), order);
     json_decref(j);
     expect_clean_history();
     ck_assert_int_eq(ended_not_once(), 0);
@@ -452,43 +398,31 @@ END_TEST
 
 START_TEST(crash_after_refund_call_refunds_once)
 {
-    char item[37], user[37], order[37], body[256], path[160];
+    char item[37], user[37], order[37], body[256];
     co_http_resp r = {0};
-    json_t *j;
-    char *tok;
 
     co_test_item(srv.conn, "refund", 4200, 3, item);
     co_test_uuid(user);
     co_test_cart(body, sizeof body, item, 2, "pm_card_visa");
-    ck_assert_int_eq(co_test_checkout(&srv, user, "refund-key", body, &r), 201);
-    j = co_http_json(&r);
-    snprintf(order, sizeof order, "%s", json_str(j, "order_id", NULL));
-    json_decref(j);
-    co_http_resp_free(&r);
-    ck_assert_int_eq(stock_of(item), 1);
+    co_test_checkout_order(&srv, user, "refund-key", body, 201, order, NULL);
+    ck_assert_int_eq(co_test_stock(&srv, item), 1);
 
     restart_at("after_refund_call");
-    tok = co_test_token(user, 600);
-    snprintf(path, sizeof path, "/v1/orders/%s/cancel", order);
-    ck_assert_msg(co_test_call(&srv, "POST", path, tok, NULL, &r) == 0,
-                  "the cancel was answered (%ld %s): no crash", r.status, r.body);
-    co_http_resp_free(&r);
-    expect_killed();
-    ck_assert_str_eq(status_of(order), "refunding");
+    cancel_into_crash(user, order);
+    ck_assert_str_eq(co_test_status(&srv, order), "refunding");
     ck_assert_int_eq(co_test_mock_stat(&srv, "refunds"), 1);
-    ck_assert_int_eq(stock_of(item), 1);
+    ck_assert_int_eq(co_test_stock(&srv, item), 1);
 
     restart_at(NULL);
     expect_end(order, "refunded");
     ck_assert_int_eq(co_test_mock_stat(&srv, "refunds"), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
-    ck_assert_int_eq(stock_of(item), 3);
+    ck_assert_int_eq(co_test_stock(&srv, item), 3);
     ck_assert_int_eq(ledger(order, "release"), 1);
     /* Cancelling again answers where it is and refunds nothing more. */
-    ck_assert_int_eq(co_test_call(&srv, "POST", path, tok, NULL, &r), 200);
+    ck_assert_int_eq(co_test_order_post(&srv, user, order, "cancel", &r), 200);
     ck_assert_ptr_nonnull(strstr(r.body, "\"refunded\""));
     co_http_resp_free(&r);
-    free(tok);
     ck_assert_int_eq(co_test_mock_stat(&srv, "refunds"), 1);
     expect_clean_history();
     co_test_invariants(&srv, true);
@@ -556,16 +490,6 @@ static int stall_checkouts(const char *item, shopper sh[STALLED], char order[STA
     return declined;
 }
 
-/* Stops a checkoutd with SIGTERM and asserts it exited cleanly. A graceful stop
- * lets its recovery finish the drive in hand, so nothing moves after this. */
-static void stop_clean(co_proc *p, const char *what)
-{
-    int status = co_proc_stop(p, SIGTERM);
-
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "%s did not stop cleanly (wait status %d)", what, status);
-}
-
 START_TEST(two_servers_recover_each_order_once)
 {
     char item[37], order[STALLED][37];
@@ -581,9 +505,10 @@ START_TEST(two_servers_recover_each_order_once)
     ck_assert_msg(co_test_server_start_another(&srv, &other), "second checkoutd did not start");
     for (int i = 0; i < STALLED; i++)
         expect_end(order[i], i % 4 == 3 ? "failed" : "confirmed");
-    /* Both quiet before looking: a late driver must not slip past the checks. */
-    stop_clean(&other, "second checkoutd");
-    stop_clean(&srv.server, "checkoutd");
+    /* Both quiet before looking: a late driver must not slip past the checks (a
+     * graceful stop lets recovery finish the drive in hand). */
+    co_test_stop_clean(&other, "second checkoutd");
+    co_test_stop_clean(&srv.server, "checkoutd");
     /* Each was finished by recovery (co_claim_stalled counts its claims). */
     ck_assert_int_eq(db_ll("SELECT count(*) FROM orders WHERE attempts = 0"), 0);
 
@@ -592,7 +517,7 @@ START_TEST(two_servers_recover_each_order_once)
     ck_assert_int_eq(co_test_mock_stat(&srv, "declines"), declined);
     ck_assert_int_eq(db_ll("SELECT count(*) FROM orders WHERE status = 'confirmed'"),
                      STALLED - declined);
-    ck_assert_int_eq(stock_of(item), 20 - (STALLED - declined));
+    ck_assert_int_eq(co_test_stock(&srv, item), 20 - (STALLED - declined));
     ck_assert_int_eq(db_ll("SELECT count(*) FROM stock_ledger WHERE kind = 'reserve'"),
                      STALLED);
     ck_assert_int_eq(db_ll("SELECT count(*) FROM stock_ledger WHERE kind = 'release'"),
@@ -603,8 +528,8 @@ START_TEST(two_servers_recover_each_order_once)
     for (int i = 0; i < STALLED; i++) {
         json_t *j = replay(sh[i].user, sh[i].key, sh[i].body, i % 4 == 3 ? 402 : 201);
 
-        ck_assert_str_eq(i % 4 == 3 ? json_str(j, "error", "order_id")
-                                    : json_str(j, "order_id", NULL),
+        ck_assert_str_eq(i % 4 == 3 ? co_test_jstr(j, "error", "order_id")
+                                    : co_test_jstr(j, "order_id", NULL),
                          order[i]);
         json_decref(j);
     }
@@ -643,8 +568,8 @@ START_TEST(two_servers_lease_lapses_mid_capture)
     }
     /* The driver that lost the race may still be inside its capture call:
      * let both finish (a graceful stop waits for it) before looking. */
-    stop_clean(&other, "second checkoutd");
-    stop_clean(&srv.server, "checkoutd");
+    co_test_stop_clean(&other, "second checkoutd");
+    co_test_stop_clean(&srv.server, "checkoutd");
     /* The slow capture outlived its lease, so its order was claimed again while
      * its first driver was still at it: the overlap this test is for. */
     ck_assert_int_ge(db_ll("SELECT max(attempts) FROM orders"), 2);
@@ -659,7 +584,7 @@ START_TEST(two_servers_lease_lapses_mid_capture)
                      db_ll("SELECT count(*) FROM orders WHERE status = 'refunded'"));
     ck_assert_int_eq(db_ll("SELECT count(*) FROM stock_ledger WHERE kind = 'reserve'"),
                      STALLED);
-    ck_assert_int_eq(stock_of(item),
+    ck_assert_int_eq(co_test_stock(&srv, item),
                      20 - db_ll("SELECT count(*) FROM orders WHERE status = 'confirmed'"));
     ck_assert_int_ge(db_ll("SELECT count(*) FROM orders WHERE status = 'failed'"),
                      declined);
@@ -705,7 +630,7 @@ static Suite *crash_suite(void)
     Suite *s = suite_create("crash");
     TCase *tc = tcase_create("sigkill");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    co_test_server_fixture(tc, &srv, NULL, false);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, crash_after_reserve_confirms);
     tcase_add_test(tc, crash_after_authorize_call_confirms);
@@ -720,7 +645,7 @@ static Suite *crash_suite(void)
     tcase_add_test(tc, two_servers_lease_lapses_mid_capture);
     suite_add_tcase(s, tc);
     tc = tcase_create("slow_provider");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    co_test_server_fixture(tc, &srv, NULL, false);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, slow_capture_outliving_the_lease_still_confirms);
     suite_add_tcase(s, tc);

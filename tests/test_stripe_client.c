@@ -31,9 +31,7 @@
 
 #include "co_log.h"
 #include "co_stripe.h"
-#include "harness.h"
-#include "http.h"
-#include "proc.h"
+#include "server.h"
 
 #define KEY "sk_test_co_stripe_client_suite"
 
@@ -310,6 +308,27 @@ static char *cap_end(capture *c)
     return s;
 }
 
+/* The exchange most wire tests make: starts the script, captures pi_123
+ * (amount, -1 for all of it) with key on a new client made from cfg, and stops
+ * the scripted server, so S.req may be read after. Fills r and, when ms is not
+ * NULL, how long the capture took; returns the capture's status. */
+static co_pay_status wire_capture(const co_stripe_config *cfg, long long amount, const char *key,
+                                  co_pay_result *r, long long *ms)
+{
+    co_stripe *s;
+    long long t0;
+
+    srv_go(&S);
+    s = co_stripe_new(cfg);
+    t0 = now_ms();
+    co_stripe_capture(s, "pi_123", amount, key, r);
+    if (ms != NULL)
+        *ms = now_ms() - t0;
+    srv_finish(&S);
+    co_stripe_free(s);
+    return r->status;
+}
+
 /* ---- wire tests ---- */
 
 START_TEST(wire_create_form_and_headers)
@@ -433,7 +452,6 @@ END_TEST
 START_TEST(wire_retry_resends_same_key_and_body)
 {
     co_stripe_config cfg = fast_cfg(S.base);
-    co_stripe *s;
     co_pay_result r;
     capture cap;
     char *log;
@@ -441,12 +459,9 @@ START_TEST(wire_retry_resends_same_key_and_body)
     srv_add(&S, 500, NULL, "{\"error\":{\"type\":\"api_error\",\"message\":\"boom\"}}");
     srv_add(&S, 503, NULL, "{}");
     srv_add(&S, 200, NULL, PI_JSON);
-    srv_go(&S);
-    s = co_stripe_new(&cfg);
     cap_start(&cap);
-    co_stripe_capture(s, "pi_123", -1, "cap-same", &r);
+    wire_capture(&cfg, -1, "cap-same", &r, NULL);
     log = cap_end(&cap);
-    srv_finish(&S);
 
     ck_assert_int_eq(r.status, CO_PAY_OK);
     ck_assert_int_eq(r.attempts, 3);
@@ -464,7 +479,6 @@ START_TEST(wire_retry_resends_same_key_and_body)
     ck_assert_msg(strstr(log, KEY) == NULL && strstr(log, "secret_abc") == NULL,
                   "secret in log: %s", log);
     free(log);
-    co_stripe_free(s);
 }
 END_TEST
 
@@ -518,62 +532,47 @@ END_TEST
 START_TEST(wire_should_retry_false_stops)
 {
     co_stripe_config cfg = fast_cfg(S.base);
-    co_stripe *s;
     co_pay_result r;
 
     srv_add(&S, 500, "Stripe-Should-Retry: false\r\n", "{\"error\":{\"type\":\"api_error\"}}");
     srv_add(&S, 200, NULL, PI_JSON);
-    srv_go(&S);
-    s = co_stripe_new(&cfg);
-    ck_assert_int_eq(co_stripe_capture(s, "pi_123", -1, "k", &r), CO_PAY_UNAVAILABLE);
+    ck_assert_int_eq(wire_capture(&cfg, -1, "k", &r, NULL), CO_PAY_UNAVAILABLE);
     ck_assert_int_eq(r.attempts, 1);
     ck_assert_int_eq(r.http_status, 500);
     ck_assert_str_eq(r.type, "api_error");
-    srv_finish(&S);
     ck_assert_int_eq(S.n_req, 1);
-    co_stripe_free(s);
 }
 END_TEST
 
 START_TEST(wire_should_retry_true_forces)
 {
     co_stripe_config cfg = fast_cfg(S.base);
-    co_stripe *s;
     co_pay_result r;
 
     srv_add(&S, 400, "stripe-should-retry: true\r\n",
             "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"lock_timeout\"}}");
     srv_add(&S, 200, NULL, PI_JSON);
-    srv_go(&S);
-    s = co_stripe_new(&cfg);
-    ck_assert_int_eq(co_stripe_capture(s, "pi_123", -1, "k", &r), CO_PAY_OK);
+    ck_assert_int_eq(wire_capture(&cfg, -1, "k", &r, NULL), CO_PAY_OK);
     ck_assert_int_eq(r.attempts, 2);
-    srv_finish(&S);
-    co_stripe_free(s);
 }
 END_TEST
 
 START_TEST(wire_4xx_not_retried)
 {
     co_stripe_config cfg = fast_cfg(S.base);
-    co_stripe *s;
     co_pay_result r;
 
     srv_add(&S, 400, NULL,
             "{\"error\":{\"type\":\"invalid_request_error\","
             "\"code\":\"parameter_invalid_integer\",\"message\":\"Invalid integer\"}}");
     srv_add(&S, 200, NULL, PI_JSON);
-    srv_go(&S);
-    s = co_stripe_new(&cfg);
-    ck_assert_int_eq(co_stripe_capture(s, "pi_123", 5, "k", &r), CO_PAY_REJECTED);
+    ck_assert_int_eq(wire_capture(&cfg, 5, "k", &r, NULL), CO_PAY_REJECTED);
     ck_assert_int_eq(r.attempts, 1);
     ck_assert_int_eq(r.http_status, 400);
     ck_assert_str_eq(r.code, "parameter_invalid_integer");
     ck_assert_str_eq(r.message, "Invalid integer");
     ck_assert_int_eq(co_pay_status_err(r.status), CO_ERR_payment_provider_error);
-    srv_finish(&S);
     ck_assert_int_eq(S.n_req, 1);
-    co_stripe_free(s);
 }
 END_TEST
 
@@ -581,22 +580,15 @@ END_TEST
 START_TEST(wire_retry_after_honoured)
 {
     co_stripe_config cfg = fast_cfg(S.base);
-    co_stripe *s;
     co_pay_result r;
-    long long t0, dt;
+    long long dt;
 
     cfg.backoff_max_ms = 3000;
     srv_add(&S, 429, "Retry-After: 1\r\n", "{}");
     srv_add(&S, 200, NULL, PI_JSON);
-    srv_go(&S);
-    s = co_stripe_new(&cfg);
-    t0 = now_ms();
-    ck_assert_int_eq(co_stripe_capture(s, "pi_123", -1, "k", &r), CO_PAY_OK);
-    dt = now_ms() - t0;
+    ck_assert_int_eq(wire_capture(&cfg, -1, "k", &r, &dt), CO_PAY_OK);
     ck_assert_int_eq(r.attempts, 2);
     ck_assert_msg(dt >= 950 && dt < 2500, "took %lld ms", dt);
-    srv_finish(&S);
-    co_stripe_free(s);
 }
 END_TEST
 
@@ -604,22 +596,15 @@ END_TEST
 START_TEST(wire_retry_after_capped)
 {
     co_stripe_config cfg = fast_cfg(S.base);
-    co_stripe *s;
     co_pay_result r;
-    long long t0, dt;
+    long long dt;
 
     cfg.backoff_max_ms = 150;
     srv_add(&S, 503, "Retry-After: 60\r\n", "{}");
     srv_add(&S, 200, NULL, PI_JSON);
-    srv_go(&S);
-    s = co_stripe_new(&cfg);
-    t0 = now_ms();
-    ck_assert_int_eq(co_stripe_capture(s, "pi_123", -1, "k", &r), CO_PAY_OK);
-    dt = now_ms() - t0;
+    ck_assert_int_eq(wire_capture(&cfg, -1, "k", &r, &dt), CO_PAY_OK);
     ck_assert_int_eq(r.attempts, 2);
     ck_assert_msg(dt >= 140 && dt < 1000, "took %lld ms", dt);
-    srv_finish(&S);
-    co_stripe_free(s);
 }
 END_TEST
 
@@ -628,42 +613,30 @@ END_TEST
 START_TEST(wire_backoff_doubles_with_jitter)
 {
     co_stripe_config cfg = fast_cfg(S.base);
-    co_stripe *s;
     co_pay_result r;
-    long long t0, dt;
+    long long dt;
 
     cfg.backoff_initial_ms = 100;
     cfg.backoff_max_ms = 400;
     for (int i = 0; i < 4; i++)
         srv_add(&S, 500, NULL, "{}");
-    srv_go(&S);
-    s = co_stripe_new(&cfg);
-    t0 = now_ms();
-    ck_assert_int_eq(co_stripe_capture(s, "pi_123", -1, "k", &r), CO_PAY_UNAVAILABLE);
-    dt = now_ms() - t0;
+    ck_assert_int_eq(wire_capture(&cfg, -1, "k", &r, &dt), CO_PAY_UNAVAILABLE);
     ck_assert_int_eq(r.attempts, 4);
     ck_assert_int_eq(r.http_status, 500);
     ck_assert_msg(dt >= 350 && dt < 1500, "took %lld ms", dt);
-    srv_finish(&S);
     ck_assert_int_eq(S.n_req, 4);
-    co_stripe_free(s);
 }
 END_TEST
 
 START_TEST(wire_max_retries_zero)
 {
     co_stripe_config cfg = fast_cfg(S.base);
-    co_stripe *s;
     co_pay_result r;
 
     cfg.max_retries = 0;
     srv_add(&S, 500, NULL, "{}");
-    srv_go(&S);
-    s = co_stripe_new(&cfg);
-    ck_assert_int_eq(co_stripe_capture(s, "pi_123", -1, "k", &r), CO_PAY_UNAVAILABLE);
+    ck_assert_int_eq(wire_capture(&cfg, -1, "k", &r, NULL), CO_PAY_UNAVAILABLE);
     ck_assert_int_eq(r.attempts, 1);
-    srv_finish(&S);
-    co_stripe_free(s);
 }
 END_TEST
 
@@ -671,23 +644,16 @@ END_TEST
 START_TEST(wire_timeout_retried)
 {
     co_stripe_config cfg = fast_cfg(S.base);
-    co_stripe *s;
     co_pay_result r;
-    long long t0, dt;
+    long long dt;
 
     cfg.timeout_ms = 300;
     srv_add(&S, SRV_HANG, NULL, NULL);
     srv_add(&S, 200, NULL, PI_JSON);
-    srv_go(&S);
-    s = co_stripe_new(&cfg);
-    t0 = now_ms();
-    ck_assert_int_eq(co_stripe_capture(s, "pi_123", -1, "k-t", &r), CO_PAY_OK);
-    dt = now_ms() - t0;
+    ck_assert_int_eq(wire_capture(&cfg, -1, "k-t", &r, &dt), CO_PAY_OK);
     ck_assert_int_eq(r.attempts, 2);
     ck_assert_msg(dt >= 290 && dt < 2000, "took %lld ms", dt);
-    srv_finish(&S);
     ck_assert_str_eq(req_header(S.req[1], "Idempotency-Key"), "k-t");
-    co_stripe_free(s);
 }
 END_TEST
 
@@ -695,17 +661,12 @@ END_TEST
 START_TEST(wire_unreadable_2xx_is_unavailable)
 {
     co_stripe_config cfg = fast_cfg(S.base);
-    co_stripe *s;
     co_pay_result r;
 
     srv_add(&S, 200, NULL, "<html>proxy</html>");
-    srv_go(&S);
-    s = co_stripe_new(&cfg);
-    ck_assert_int_eq(co_stripe_capture(s, "pi_123", -1, "k", &r), CO_PAY_UNAVAILABLE);
+    ck_assert_int_eq(wire_capture(&cfg, -1, "k", &r, NULL), CO_PAY_UNAVAILABLE);
     ck_assert_int_eq(r.http_status, 200);
     ck_assert_int_eq(r.attempts, 1);
-    srv_finish(&S);
-    co_stripe_free(s);
 }
 END_TEST
 
@@ -803,9 +764,6 @@ END_TEST
 /* Nothing listening: every attempt is refused at once; UNAVAILABLE, quickly. */
 START_TEST(connection_refused_is_unavailable_quickly)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
     char base[64];
     co_stripe_config cfg;
     co_stripe *s;
@@ -813,10 +771,7 @@ START_TEST(connection_refused_is_unavailable_quickly)
     long long t0, dt;
 
     /* A port that was just free: bound, never listened on, closed. */
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-    close(fd);
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(base, sizeof base, "http://127.0.0.1:%u", co_test_free_port());
     cfg = fast_cfg(base);
     s = co_stripe_new(&cfg);
     t0 = now_ms();

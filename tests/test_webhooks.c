@@ -8,17 +8,13 @@
 
 #include "co_sig.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,42 +26,11 @@ static co_test_server srv;
 static const char *const notify_env[] = {"NOTIFY_INTERVAL_MS=50", "NOTIFY_BACKOFF_MS=100",
                                          "NOTIFY_MAX_ATTEMPTS=3", NULL};
 
-static void setup(void)
-{
-    co_test_server_start_notify(&srv, notify_env, NULL);
-}
-
-static void teardown(void)
-{
-    co_test_server_stop(&srv);
-}
-
 /* ------------------------------------------------------------ helpers */
-
-static const char *jstr(json_t *j, const char *k1, const char *k2)
-{
-    json_t *v = json_object_get(j, k1);
-
-    if (k2 != NULL)
-        v = json_object_get(v, k2);
-    return json_string_value(v) ? json_string_value(v) : "";
-}
 
 static long long q1(const char *sql, const char *p1)
 {
-    const char *params[1] = {p1};
-
-    return co_test_llp(srv.conn, sql, 1, params);
-}
-
-static const char *order_status(const char *order)
-{
-    return co_test_wait_status(&srv, order, "-", 0);
-}
-
-static long long stock_of(const char *item)
-{
-    return q1("SELECT stock FROM items WHERE id = $1", item);
+    return co_test_ll1(srv.conn, sql, p1);
 }
 
 static long long history_rows(const char *order)
@@ -111,7 +76,7 @@ static const char *deliver(const char *body)
     ck_assert(json_is_true(json_object_get(j, "received")));
     snprintf(outcome, sizeof outcome, "%s",
              json_is_true(json_object_get(j, "duplicate")) ? "duplicate"
-                                                           : jstr(j, "outcome", NULL));
+                                                           : co_test_jstr(j, "outcome", NULL));
     json_decref(j);
     co_http_resp_free(&r);
     return outcome;
@@ -151,87 +116,83 @@ static char *event_json(const char *id, const char *type, json_t *obj)
     return s;
 }
 
-/* An event about the PaymentIntent pi as the mock has it right now. */
-static char *pi_event(const char *id, const char *type, const char *pi)
+/* The PaymentIntent pi as the mock has it right now. */
+static json_t *mock_pi(const char *pi)
 {
     char path[128];
 
     snprintf(path, sizeof path, "/v1/payment_intents/%s", pi);
-    return event_json(id, type, mock_get(path));
+    return mock_get(path);
+}
+
+/* An event about the PaymentIntent pi as the mock has it right now. */
+static char *pi_event(const char *id, const char *type, const char *pi)
+{
+    return event_json(id, type, mock_pi(pi));
 }
 
 /* charge.refunded about pi's latest charge as the mock has it now. */
 static char *refund_event(const char *id, const char *pi)
 {
     char path[128];
-    json_t *p;
+    json_t *p = mock_pi(pi);
 
-    snprintf(path, sizeof path, "/v1/payment_intents/%s", pi);
-    p = mock_get(path);
-    snprintf(path, sizeof path, "/v1/charges/%s", jstr(p, "latest_charge", NULL));
+    snprintf(path, sizeof path, "/v1/charges/%s", co_test_jstr(p, "latest_charge", NULL));
     json_decref(p);
     return event_json(id, "charge.refunded", mock_get(path));
+}
+
+/* A checkout of qty units by a new shopper with a new key: paid with pm (201
+ * confirmed) or, when pm is NULL, the mobile flow (202 awaiting_payment). */
+static void new_order(const char *item, int qty, const char *pm, char order[37], char pi[64])
+{
+    char body[256], user[37], key[37];
+
+    co_test_uuid(user);
+    co_test_uuid(key);
+    co_test_cart(body, sizeof body, item, qty, pm);
+    co_test_checkout_order(&srv, user, key, body, pm != NULL ? 201 : 202, order, pi);
 }
 
 /* A mobile-flow checkout of qty units: 202 awaiting_payment. */
 static void mobile_order(const char *item, int qty, char order[37], char pi[64])
 {
-    char body[256], user[37], key[37];
-    co_http_resp r = {0};
-    json_t *j;
-
-    co_test_uuid(user);
-    co_test_uuid(key);
-    co_test_cart(body, sizeof body, item, qty, NULL);
-    ck_assert_int_eq(co_test_checkout(&srv, user, key, body, &r), 202);
-    j = co_http_json(&r);
-    snprintf(order, 37, "%s", jstr(j, "order_id", NULL));
-    snprintf(pi, 64, "%s", jstr(j, "payment_intent", NULL));
-    json_decref(j);
-    co_http_resp_free(&r);
+    new_order(item, qty, NULL, order, pi);
 }
 
 /* A server-flow checkout paid with pm_card_visa: 201 confirmed. */
 static void paid_order(const char *item, int qty, char order[37], char pi[64])
 {
-    char body[256], user[37], key[37];
-    co_http_resp r = {0};
-    json_t *j;
-
-    co_test_uuid(user);
-    co_test_uuid(key);
-    co_test_cart(body, sizeof body, item, qty, "pm_card_visa");
-    ck_assert_int_eq(co_test_checkout(&srv, user, key, body, &r), 201);
-    j = co_http_json(&r);
-    snprintf(order, 37, "%s", jstr(j, "order_id", NULL));
-    snprintf(pi, 64, "%s", jstr(j, "payment_intent", NULL));
-    json_decref(j);
-    co_http_resp_free(&r);
+    new_order(item, qty, "pm_card_visa", order, pi);
 }
 
 /* What the shopper's app does: confirm the intent at the provider. */
 static long confirm_at_mock(const char *pi, const char *pm)
 {
-    char path[128], body[128];
-    co_http_resp r = {0};
-    long st;
+    return co_test_confirm_at_mock(&srv, pi, pm);
+}
 
-    snprintf(path, sizeof path, "/v1/payment_intents/%s/confirm", pi);
-    snprintf(body, sizeof body, "payment_method=%s", pm);
-    st = co_test_mock(&srv, "POST", path, body, NULL, &r);
+/* A refund made at the provider, as from its dashboard: all of pi, or amount
+ * when it is > 0. */
+static void refund_at_mock(const char *pi, long long amount)
+{
+    char body[160];
+    co_http_resp r = {0};
+
+    if (amount > 0)
+        snprintf(body, sizeof body, "payment_intent=%s&amount=%lld", pi, amount);
+    else
+        snprintf(body, sizeof body, "payment_intent=%s", pi);
+    ck_assert_int_eq(co_test_mock(&srv, "POST", "/v1/refunds", body, NULL, &r), 200);
     co_http_resp_free(&r);
-    return st;
 }
 
 static const char *mock_pi_status(const char *pi)
 {
     static char status[32];
-    char path[128];
-    json_t *j;
+    json_t *j = mock_pi(pi);
 
-    snprintf(path, sizeof path, "/v1/payment_intents/%s", pi);
-    j = mock_get(path);
-    snprintf(status, sizeof status, "%s", jstr(j, "status", NULL));
+    snprintf(status, sizeof status, "%s", co_test_jstr(j, "status", NULL));
     json_decref(j);
     return status;
 }
@@ -310,7 +271,7 @@ static json_t *restock(const char *event_id, const char *item, int qty)
     ck_assert_msg(send_restock(body, &r) == 200, "restock: %ld %s", r.status, r.body);
     j = co_http_json(&r);
     co_http_resp_free(&r);
-    ck_assert_str_eq(jstr(j, "event_id", NULL), event_id);
+    ck_assert_str_eq(co_test_jstr(j, "event_id", NULL), event_id);
     return j;
 }
 
@@ -334,7 +295,7 @@ static void expect_error(long status, const co_http_resp *r, long want, const ch
 {
     json_t *j = co_http_json(r);
 
-    ck_assert_msg(status == want && strcmp(jstr(j, "error", "code"), code) == 0,
+    ck_assert_msg(status == want && strcmp(co_test_jstr(j, "error", "code"), code) == 0,
                   "%s: want %ld %s, got %ld %s", what, want, code, status, r->body);
     json_decref(j);
 }
@@ -406,14 +367,14 @@ START_TEST(forged_stale_unsigned_and_bad_json_change_nothing)
         expect_error(send_event(bad_bodies[i][0], &r), &r, 400, bad_bodies[i][1], bad_bodies[i][0]);
         j = co_http_json(&r);
         if (bad_bodies[i][2] != NULL)
-            ck_assert_str_eq(jstr(j, "error", "param"), bad_bodies[i][2]);
+            ck_assert_str_eq(co_test_jstr(j, "error", "param"), bad_bodies[i][2]);
         json_decref(j);
         co_http_resp_free(&r);
     }
 
     /* Nothing was applied or recorded. */
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM payment_events"), 0);
-    ck_assert_str_eq(order_status(order), "awaiting_payment");
+    ck_assert_str_eq(co_test_status(&srv, order), "awaiting_payment");
     ck_assert_int_eq(history_rows(order), hist);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 0);
 
@@ -423,7 +384,7 @@ START_TEST(forged_stale_unsigned_and_bad_json_change_nothing)
              strchr(good, ',') + 1, 0);
     ck_assert_int_eq(post_signed("/webhooks/stripe", "Stripe-Signature", hdr, ev, &r), 200);
     co_http_resp_free(&r);
-    ck_assert_str_eq(order_status(order), "confirmed");
+    ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
     free(ev);
     co_test_invariants(&srv, true);
@@ -512,7 +473,7 @@ START_TEST(events_signed_by_the_official_sdk_are_accepted)
     ck_assert_int_eq(run_sdk(args, ev, header, sizeof header, false), 0);
     ck_assert_int_eq(post_signed("/webhooks/stripe", "Stripe-Signature", header, ev, &r), 200);
     co_http_resp_free(&r);
-    ck_assert_str_eq(order_status(order), "confirmed");
+    ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     free(ev);
 }
 END_TEST
@@ -545,17 +506,17 @@ START_TEST(a_duplicate_event_has_one_effect)
     /* Sequential: payment_failed twice. */
     co_test_item(srv.conn, "dup", 5000, 1, item);
     mobile_order(item, 1, order, pi);
-    ck_assert_int_eq(stock_of(item), 0);
+    ck_assert_int_eq(co_test_stock(&srv, item), 0);
     ck_assert_int_eq(confirm_at_mock(pi, "pm_card_visa_chargeDeclinedInsufficientFunds"), 402);
     ev = pi_event("evt_failed_once", "payment_intent.payment_failed", pi);
     ck_assert_str_eq(deliver(ev), "applied: failed");
-    ck_assert_str_eq(order_status(order), "failed");
-    ck_assert_int_eq(stock_of(item), 1);
+    ck_assert_str_eq(co_test_status(&srv, order), "failed");
+    ck_assert_int_eq(co_test_stock(&srv, item), 1);
     hist = history_rows(order);
     ck_assert_str_eq(deliver(ev), "duplicate");
     ck_assert_str_eq(deliver(ev), "duplicate");
     ck_assert_int_eq(history_rows(order), hist);
-    ck_assert_int_eq(stock_of(item), 1);
+    ck_assert_int_eq(co_test_stock(&srv, item), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 1);
     ck_assert_int_eq(q1("SELECT count(*) FROM payment_events WHERE event_id = $1",
                         "evt_failed_once"), 1);
@@ -578,7 +539,7 @@ START_TEST(a_duplicate_event_has_one_effect)
     pthread_barrier_destroy(&start);
     ck_assert_int_eq(applied, 1);
     ck_assert_int_eq(dup, 7);
-    ck_assert_str_eq(order_status(order), "confirmed");
+    ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
     params[0] = order;
     ck_assert_int_eq(co_test_llp(srv.conn, "SELECT count(*) FROM order_history"
@@ -603,23 +564,23 @@ START_TEST(succeeded_before_amount_capturable_updated)
 
     /* The later event first: the provider's state decides, not the event's name. */
     ck_assert_str_eq(deliver(succeeded), "applied: confirmed");
-    ck_assert_str_eq(order_status(order), "confirmed");
+    ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     ck_assert_str_eq(mock_pi_status(pi), "succeeded");
     /* The earlier one, late: recorded, ignored. */
     ck_assert_str_eq(deliver(capturable), "ignored: order confirmed");
-    ck_assert_str_eq(order_status(order), "confirmed");
+    ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
     params[0] = order;
     ck_assert_int_eq(co_test_llp(srv.conn, "SELECT count(*) FROM order_history"
                                            " WHERE order_id = $1 AND to_status = 'confirmed'",
                                  1, params), 1);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM payment_events"), 2);
-    ck_assert_int_eq(stock_of(item), 0);
+    ck_assert_int_eq(co_test_stock(&srv, item), 0);
     /* A payment_failed arriving now changes nothing either. */
     free(succeeded);
     succeeded = pi_event("evt_fail_late", "payment_intent.payment_failed", pi);
     ck_assert_str_eq(deliver(succeeded), "ignored: order confirmed");
-    ck_assert_str_eq(order_status(order), "confirmed");
+    ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     free(succeeded);
     free(capturable);
     co_test_invariants(&srv, true);
@@ -634,19 +595,19 @@ START_TEST(payment_failed_fails_the_order_and_releases_stock)
 
     co_test_item(srv.conn, "pf", 5000, 3, item);
     mobile_order(item, 3, order, pi);
-    ck_assert_int_eq(stock_of(item), 0);
+    ck_assert_int_eq(co_test_stock(&srv, item), 0);
     ck_assert_int_eq(confirm_at_mock(pi, "pm_card_visa_chargeDeclinedInsufficientFunds"), 402);
     ev = pi_event("evt_pf", "payment_intent.payment_failed", pi);
     ck_assert_str_eq(deliver(ev), "applied: failed");
     free(ev);
-    ck_assert_int_eq(stock_of(item), 3);
+    ck_assert_int_eq(co_test_stock(&srv, item), 3);
     ck_assert_str_eq(mock_pi_status(pi), "canceled");
     snprintf(path, sizeof path, "/v1/admin/orders/%s", order);
     ck_assert_int_eq(co_test_call(&srv, "GET", path, CO_TEST_ADMIN_KEY, NULL, &r), 200);
     j = co_http_json(&r);
-    ck_assert_str_eq(jstr(j, "status", NULL), "failed");
-    ck_assert_str_eq(jstr(j, "failure_code", NULL), "payment_declined");
-    ck_assert_str_eq(jstr(j, "decline_code", NULL), "insufficient_funds");
+    ck_assert_str_eq(co_test_jstr(j, "status", NULL), "failed");
+    ck_assert_str_eq(co_test_jstr(j, "failure_code", NULL), "payment_declined");
+    ck_assert_str_eq(co_test_jstr(j, "decline_code", NULL), "insufficient_funds");
     ck_assert(json_is_false(json_object_get(j, "stock_held")));
     json_decref(j);
     co_http_resp_free(&r);
@@ -670,7 +631,7 @@ START_TEST(a_failed_report_with_the_provider_unreadable_voids_nothing)
     co_test_fault(&srv, "GET /v1/payment_intents/*", "status_500", 100, 0);
     ck_assert_int_eq(send_event(ev, &r), 503);
     co_http_resp_free(&r);
-    ck_assert_str_eq(order_status(order), "awaiting_payment");
+    ck_assert_str_eq(co_test_status(&srv, order), "awaiting_payment");
     ck_assert_int_eq(q1("SELECT count(*) FROM payment_events WHERE event_id = $1", "evt_pf_late"),
                      0);
     co_test_mock(&srv, "DELETE", "/_mock/faults", NULL, NULL, &r);
@@ -678,7 +639,7 @@ START_TEST(a_failed_report_with_the_provider_unreadable_voids_nothing)
     ck_assert_str_eq(mock_pi_status(pi), "requires_capture");
     ck_assert_str_eq(deliver(ev), "applied: confirmed");
     free(ev);
-    ck_assert_str_eq(order_status(order), "confirmed");
+    ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     co_test_invariants(&srv, true);
 }
 END_TEST
@@ -696,46 +657,41 @@ START_TEST(canceled_at_the_provider_cancels_the_order)
     ev = pi_event("evt_pc", "payment_intent.canceled", pi);
     ck_assert_str_eq(deliver(ev), "applied: cancelled");
     free(ev);
-    ck_assert_str_eq(order_status(order), "cancelled");
-    ck_assert_int_eq(stock_of(item), 1);
+    ck_assert_str_eq(co_test_status(&srv, order), "cancelled");
+    ck_assert_int_eq(co_test_stock(&srv, item), 1);
     co_test_invariants(&srv, true);
 }
 END_TEST
 
 START_TEST(a_dashboard_refund_refunds_the_order)
 {
-    char item[37], order[37], pi[64], o2[37], pi2[64], body[160], *ev;
-    co_http_resp r = {0};
+    char item[37], order[37], pi[64], o2[37], pi2[64], *ev;
 
     co_test_item(srv.conn, "rf", 5000, 5, item);
     paid_order(item, 2, order, pi);
-    ck_assert_int_eq(stock_of(item), 3);
+    ck_assert_int_eq(co_test_stock(&srv, item), 3);
     /* Late and duplicate-looking events about it change nothing. */
     ev = pi_event("evt_rf_succ", "payment_intent.succeeded", pi);
     ck_assert_str_eq(deliver(ev), "ignored: order confirmed");
     free(ev);
     /* Refunded in full from the dashboard. */
-    snprintf(body, sizeof body, "payment_intent=%s", pi);
-    ck_assert_int_eq(co_test_mock(&srv, "POST", "/v1/refunds", body, NULL, &r), 200);
-    co_http_resp_free(&r);
+    refund_at_mock(pi, 0);
     ev = refund_event("evt_rf", pi);
     ck_assert_str_eq(deliver(ev), "applied: refunded");
     free(ev);
-    ck_assert_str_eq(order_status(order), "refunded");
-    ck_assert_int_eq(stock_of(item), 5);
+    ck_assert_str_eq(co_test_status(&srv, order), "refunded");
+    ck_assert_int_eq(co_test_stock(&srv, item), 5);
     ck_assert_int_eq(co_test_mock_stat(&srv, "refunds"), 1); /* none of our own on top */
     co_test_invariants(&srv, true);
 
     /* A partial refund is recorded and the order stays confirmed. */
     paid_order(item, 1, o2, pi2);
-    snprintf(body, sizeof body, "payment_intent=%s&amount=1000", pi2);
-    ck_assert_int_eq(co_test_mock(&srv, "POST", "/v1/refunds", body, NULL, &r), 200);
-    co_http_resp_free(&r);
+    refund_at_mock(pi2, 1000);
     ev = refund_event("evt_rf_part", pi2);
     ck_assert_str_eq(deliver(ev), "ignored: partial refund (1000 of 5000)");
     free(ev);
-    ck_assert_str_eq(order_status(o2), "confirmed");
-    ck_assert_int_eq(stock_of(item), 4);
+    ck_assert_str_eq(co_test_status(&srv, o2), "confirmed");
+    ck_assert_int_eq(co_test_stock(&srv, item), 4);
     ck_assert_int_eq(co_test_mock_stat(&srv, "refunds"), 2);
 }
 END_TEST
@@ -787,11 +743,11 @@ START_TEST(a_late_authorization_takes_the_stock_again_or_is_voided)
     mobile_order(item, 1, order, pi);
     ck_assert_int_eq(confirm_at_mock(pi, "pm_card_visa"), 200);
     expire_behind_its_back(order);
-    ck_assert_int_eq(stock_of(item), 1);
+    ck_assert_int_eq(co_test_stock(&srv, item), 1);
     ev = pi_event("evt_late", "payment_intent.amount_capturable_updated", pi);
     ck_assert_str_eq(deliver(ev), "applied: confirmed");
     free(ev);
-    ck_assert_int_eq(stock_of(item), 0);
+    ck_assert_int_eq(co_test_stock(&srv, item), 0);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
 
     /* Someone else bought them meanwhile: the authorization is voided. */
@@ -800,34 +756,18 @@ START_TEST(a_late_authorization_takes_the_stock_again_or_is_voided)
     ck_assert_int_eq(confirm_at_mock(pi2, "pm_card_visa"), 200);
     expire_behind_its_back(o2);
     paid_order(item, 1, o3, pi3);
-    ck_assert_int_eq(stock_of(item), 0);
+    ck_assert_int_eq(co_test_stock(&srv, item), 0);
     ev = pi_event("evt_late2", "payment_intent.amount_capturable_updated", pi2);
     ck_assert_str_eq(deliver(ev), "voided: late authorization, out of stock");
     ck_assert_str_eq(deliver(ev), "duplicate");
     free(ev);
-    ck_assert_str_eq(order_status(o2), "expired");
+    ck_assert_str_eq(co_test_status(&srv, o2), "expired");
     ck_assert_str_eq(mock_pi_status(pi2), "canceled");
-    ck_assert_int_eq(stock_of(item), 0);
+    ck_assert_int_eq(co_test_stock(&srv, item), 0);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 2);
     co_test_invariants(&srv, true);
 }
 END_TEST
-
-/* A free loopback port (closed again: a small race, fine for tests). */
-static unsigned free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    unsigned port;
-
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 static json_t *mock_webhook_stats(void)
 {
@@ -845,7 +785,7 @@ START_TEST(the_mocks_own_webhooks_drive_orders)
     char listen[64], hook[128], item[37], order[37], pi[64], o2[37], pi2[64], o3[37], pi3[64];
     const char *env[] = {listen, NULL};
     const char *margs[] = {"--webhook-url", hook, "--webhook-secret", CO_TEST_WHSEC, NULL};
-    unsigned port = free_port();
+    unsigned port = co_test_free_port();
     json_t *w;
     long long pending = -1, delivered = 0, failed = 0;
 
@@ -863,14 +803,7 @@ START_TEST(the_mocks_own_webhooks_drive_orders)
     ck_assert_int_eq(confirm_at_mock(pi2, "pm_card_visa_chargeDeclinedInsufficientFunds"), 402);
     ck_assert_str_eq(co_test_wait_status(&srv, o2, "failed", 10000), "failed");
     paid_order(item, 1, o3, pi3);
-    {
-        char body[128];
-        co_http_resp r = {0};
-
-        snprintf(body, sizeof body, "payment_intent=%s", pi3);
-        ck_assert_int_eq(co_test_mock(&srv, "POST", "/v1/refunds", body, NULL, &r), 200);
-        co_http_resp_free(&r);
-    }
+    refund_at_mock(pi3, 0);
     ck_assert_str_eq(co_test_wait_status(&srv, o3, "refunded", 10000), "refunded");
 
     for (int waited = 0; waited < 15000; waited += 100) {
@@ -887,7 +820,7 @@ START_TEST(the_mocks_own_webhooks_drive_orders)
     ck_assert_int_eq(failed, 0);
     ck_assert_int_gt(delivered, 10);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM payment_events"), delivered);
-    ck_assert_int_eq(stock_of(item), 10 - 1 - 6);
+    ck_assert_int_eq(co_test_stock(&srv, item), 10 - 1 - 6);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 5);
     co_test_invariants(&srv, true);
 }
@@ -919,16 +852,17 @@ START_TEST(a_restock_from_zero_notifies_each_waiting_shopper_once)
     ck_assert_int_eq(json_integer_value(json_object_get(d, "count")), 3);
     json_array_foreach(json_object_get(d, "data"), i, j) {
         json_t *b = json_object_get(j, "body");
-        const char *params[3] = {jstr(b, "id", NULL), item, jstr(b, "user_id", NULL)};
+        const char *params[3] = {co_test_jstr(b, "id", NULL), item,
+                                 co_test_jstr(b, "user_id", NULL)};
 
         ck_assert(json_is_true(json_object_get(j, "verified")));
         ck_assert_int_eq(json_integer_value(json_object_get(j, "status")), 200);
-        ck_assert_str_eq(jstr(b, "type", NULL), "item.back_in_stock");
-        ck_assert_str_eq(jstr(b, "item_id", NULL), item);
-        ck_assert_str_eq(jstr(b, "restock_event_id", NULL), "rs-1");
-        ck_assert_int_gt(strlen(jstr(b, "created_at", NULL)), 0);
+        ck_assert_str_eq(co_test_jstr(b, "type", NULL), "item.back_in_stock");
+        ck_assert_str_eq(co_test_jstr(b, "item_id", NULL), item);
+        ck_assert_str_eq(co_test_jstr(b, "restock_event_id", NULL), "rs-1");
+        ck_assert_int_gt(strlen(co_test_jstr(b, "created_at", NULL)), 0);
         for (int u = 0; u < 3; u++)
-            seen[u] += strcmp(jstr(b, "user_id", NULL), users[u]) == 0;
+            seen[u] += strcmp(co_test_jstr(b, "user_id", NULL), users[u]) == 0;
         /* The id names its outbox row, now delivered after one attempt. */
         ck_assert_int_eq(co_test_llp(srv.conn, "SELECT count(*) FROM notification_outbox"
                                                " WHERE id = $1::bigint AND item_id = $2"
@@ -955,7 +889,7 @@ START_TEST(a_restock_from_zero_notifies_each_waiting_shopper_once)
     j = restock("rs-1", item, 3);
     assert_restock(j, false, false, 5, 0);
     json_decref(j);
-    ck_assert_int_eq(stock_of(item), 5);
+    ck_assert_int_eq(co_test_stock(&srv, item), 5);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM stock_ledger"
                                           " WHERE kind = 'restock'"),
                      2);
@@ -1009,7 +943,7 @@ START_TEST(a_replayed_restock_adds_stock_once)
     }
     pthread_barrier_destroy(&start);
     ck_assert_int_eq(applied, 1);
-    ck_assert_int_eq(stock_of(item), 7);
+    ck_assert_int_eq(co_test_stock(&srv, item), 7);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM notification_outbox"), 1);
     ck_assert_int_eq(wait_deliveries(1, 10000), 1);
     ck_assert_int_eq(co_test_audit(srv.conn), 0);
@@ -1043,7 +977,7 @@ START_TEST(a_failing_sink_gets_the_notification_on_the_third_try)
     json_array_foreach(json_object_get(d, "data"), i, x) {
         ck_assert(json_is_true(json_object_get(x, "verified")));
         ck_assert_int_eq(json_integer_value(json_object_get(x, "status")), i < 2 ? 500 : 200);
-        ck_assert_str_eq(jstr(json_object_get(x, "body"), "user_id", NULL), user);
+        ck_assert_str_eq(co_test_jstr(json_object_get(x, "body"), "user_id", NULL), user);
         at[i] = json_integer_value(json_object_get(x, "received_at"));
     }
     json_decref(d);
@@ -1123,8 +1057,8 @@ START_TEST(bad_restocks_change_nothing)
         expect_error(send_restock(body, &r), &r, cases[i].status, cases[i].code, body);
         j = co_http_json(&r);
         if (cases[i].param != NULL)
-            ck_assert_msg(strcmp(jstr(j, "error", "param"), cases[i].param) == 0, "%s: %s", body,
-                          r.body);
+            ck_assert_msg(strcmp(co_test_jstr(j, "error", "param"), cases[i].param) == 0,
+                          "%s: %s", body, r.body);
         json_decref(j);
         co_http_resp_free(&r);
     }
@@ -1154,7 +1088,7 @@ START_TEST(bad_restocks_change_nothing)
 
     /* Nothing happened. */
     usleep(300 * 1000);
-    ck_assert_int_eq(stock_of(item), 0);
+    ck_assert_int_eq(co_test_stock(&srv, item), 0);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM restock_events"), 0);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM notification_outbox"), 0);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM stock_subscriptions"), 1);
@@ -1162,28 +1096,24 @@ START_TEST(bad_restocks_change_nothing)
     /* The same body, signed right, then works. */
     ck_assert_int_eq(send_restock(body, &r), 200);
     co_http_resp_free(&r);
-    ck_assert_int_eq(stock_of(item), 1);
+    ck_assert_int_eq(co_test_stock(&srv, item), 1);
 }
 END_TEST
 
 START_TEST(two_servers_deliver_each_notification_once)
 {
     enum { SHOPPERS = 40 };
-    char item[37], user[37], path[512];
-    char *argv[2] = {path, NULL};
+    char item[37], user[37];
     co_proc second;
     json_t *j, *d, *x;
     size_t i;
-    int status;
-    const char *dir = getenv("CO_BIN_DIR");
 
     co_test_item(srv.conn, "two", 5000, 0, item);
     for (int u = 0; u < SHOPPERS; u++) {
         co_test_uuid(user);
         subscribe(item, user, 201);
     }
-    snprintf(path, sizeof path, "%s/checkoutd", dir && dir[0] ? dir : "build/san/bin");
-    ck_assert(co_proc_start(&second, argv, srv.env, 20000));
+    ck_assert(co_test_server_start_another(&srv, &second));
     j = restock("two-1", item, 1);
     assert_restock(j, true, true, 1, SHOPPERS);
     json_decref(j);
@@ -1192,7 +1122,7 @@ START_TEST(two_servers_deliver_each_notification_once)
     d = deliveries();
     ck_assert_int_eq(json_integer_value(json_object_get(d, "count")), SHOPPERS);
     json_array_foreach(json_object_get(d, "data"), i, x) {
-        const char *params[1] = {jstr(json_object_get(x, "body"), "id", NULL)};
+        const char *params[1] = {co_test_jstr(json_object_get(x, "body"), "id", NULL)};
 
         ck_assert_int_eq(json_integer_value(json_object_get(x, "status")), 200);
         ck_assert_int_eq(co_test_llp(srv.conn, "SELECT count(*) FROM notification_outbox"
@@ -1202,9 +1132,7 @@ START_TEST(two_servers_deliver_each_notification_once)
                          1);
     }
     json_decref(d);
-    status = co_proc_stop(&second, SIGTERM);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "second checkoutd did not stop cleanly (%d)", status);
+    co_test_stop_clean(&second, "second checkoutd");
 }
 END_TEST
 
@@ -1215,7 +1143,7 @@ static Suite *webhooks_suite(void)
     TCase *e2e = tcase_create("e2e");
     TCase *rs = tcase_create("restock");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    co_test_server_fixture(tc, &srv, notify_env, true);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, forged_stale_unsigned_and_bad_json_change_nothing);
     tcase_add_test(tc, events_signed_by_the_official_sdk_are_accepted);
@@ -1229,12 +1157,12 @@ static Suite *webhooks_suite(void)
     tcase_add_test(tc, a_late_authorization_takes_the_stock_again_or_is_voided);
     suite_add_tcase(s, tc);
 
-    tcase_add_checked_fixture(e2e, NULL, teardown);
+    tcase_add_checked_fixture(e2e, NULL, co_test_server_teardown);
     tcase_set_timeout(e2e, 60);
     tcase_add_test(e2e, the_mocks_own_webhooks_drive_orders);
     suite_add_tcase(s, e2e);
 
-    tcase_add_checked_fixture(rs, setup, teardown);
+    co_test_server_fixture(rs, &srv, notify_env, true);
     tcase_set_timeout(rs, 60);
     tcase_add_test(rs, a_restock_from_zero_notifies_each_waiting_shopper_once);
     tcase_add_test(rs, a_replayed_restock_adds_stock_once);

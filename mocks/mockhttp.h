@@ -1,0 +1,88 @@
+/* mockhttp: the plumbing every mock server (mocks/mock_*.c) shares, so each mock
+ * is only its endpoints and its state: the program's name in messages,
+ * allocation that aborts on failure, the --listen address, a request body
+ * collected piece by piece under a cap, and the start-up signal handling.
+ *
+ * Generic on purpose: nothing here knows a mock's endpoints, and there is no
+ * main(). The Makefile links every .c file in mocks/ whose name does not start with
+ * mock_ into every mock binary (MOCK_COMMON). */
+#ifndef MH_MOCKHTTP_H
+#define MH_MOCKHTTP_H
+
+#include <microhttpd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* ================================================================ process */
+
+/* Names the program ("mock-stripe") that starts every message printed here.
+ * Call it first in main(). */
+void mh_init(const char *name);
+
+/* Prints "NAME: out of memory" and aborts. */
+_Noreturn void mh_oom(void);
+/* malloc and realloc that never return NULL (mh_oom instead); 0 bytes asks for 1. */
+void *mh_xmalloc(size_t n);
+void *mh_xrealloc(void *old, size_t n);
+
+/* An environment variable's value, or def when it is unset or empty. */
+const char *mh_env_or(const char *name, const char *def);
+
+/* Blocks SIGINT and SIGTERM in the calling thread, and so in every thread it
+ * starts later (call it before starting any), so that only mh_wait_signal sees
+ * them; ignores SIGPIPE. */
+void mh_block_signals(sigset_t *sigs);
+/* Waits until one of sigs (as mh_block_signals filled it) arrives. */
+void mh_wait_signal(const sigset_t *sigs);
+
+/* ================================================================ listening */
+
+typedef struct {
+    struct sockaddr_storage addr;
+    bool v6;                /* pass MHD_USE_IPv6 */
+    char host[300];         /* as the banner prints it: "127.0.0.1" or "[::1]" */
+} mh_listen;
+
+/* HOST:PORT or [V6]:PORT (port 0 picks a free one) into out; false, after
+ * saying why on stderr, when s is not one or the host does not resolve. */
+bool mh_parse_listen(const char *s, mh_listen *out);
+
+/* Prints "NAME listening on http://HOST:PORT" on stdout with the port d is
+ * bound to, and flushes: the tests and scripts wait for that line. */
+void mh_announce(struct MHD_Daemon *d, const mh_listen *l);
+
+/* ================================================================ requests */
+
+/* One request's state (*con_cls): its body as it arrives. */
+typedef struct {
+    char *body;             /* NUL-terminated; NULL until a byte arrives */
+    size_t len, cap;
+    bool too_big;           /* more than the cap arrived: the bytes past it were dropped */
+    bool answered;          /* the mock already queued its answer: the rest is dropped */
+} mh_conn;
+
+typedef enum {
+    MH_FAILED,              /* out of memory: return MHD_NO */
+    MH_STARTED,             /* the first call (headers only): return MHD_YES, or answer early */
+    MH_CONTINUE,            /* took a piece of the body, or the request is answered: MHD_YES */
+    MH_COMPLETE,            /* the whole body is here (*cx): answer now */
+} mh_step;
+
+/* Feeds one call of libmicrohttpd's access handler (its con_cls, upload_data
+ * and upload_data_size) into the request's mh_conn, which the first call
+ * allocates; sets *cx to it. Bodies are kept up to max bytes: past that
+ * too_big is set and what came before stays (a mock that wants none of it
+ * calls mh_drop_body). Free the state with mh_completed. */
+mh_step mh_feed(void **con_cls, const char *upload_data, size_t *upload_data_size, size_t max,
+                mh_conn **cx);
+
+/* Frees the body kept so far; too_big and answered stay as they are. */
+void mh_drop_body(mh_conn *cx);
+
+/* For MHD_OPTION_NOTIFY_COMPLETED: frees what mh_feed allocated. */
+void mh_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                  enum MHD_RequestTerminationCode toe);
+
+#endif
