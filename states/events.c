@@ -136,6 +136,25 @@ static co_pay_status intent_status(co_saga *s, const co_order *o, char status[32
     return st;
 }
 
+/* The intent's status, for an event whose effect depends on it. False when
+ * the caller must return *result instead: RETRY when the provider cannot be
+ * reached (not knowing is not "not paid"), or the event recorded as ignored
+ * when the intent cannot be read at all. */
+static bool read_intent(co_saga *s, const co_pay_event *ev, co_order *o, char status[32],
+                        co_event_outcome *out, co_event_result *result)
+{
+    switch (intent_status(s, o, status)) {
+    case CO_PAY_OK:
+        return true;
+    case CO_PAY_UNAVAILABLE:
+        *result = CO_EVENT_RETRY;
+        return false;
+    default:
+        *result = ignore(s, ev, o, "payment intent unreadable", out);
+        return false;
+    }
+}
+
 /* ------------------------------------------------------------ the events */
 
 /* An expired order whose shopper paid after all: take the stock again if it
@@ -147,15 +166,10 @@ static co_event_result late_authorization(co_saga *s, const co_pay_event *ev, co
     co_pay_result res;
     co_change ch = CO_CHANGE_INIT;
     co_step step;
+    co_event_result result;
 
-    switch (intent_status(s, o, status)) {
-    case CO_PAY_OK:
-        break;
-    case CO_PAY_UNAVAILABLE:
-        return CO_EVENT_RETRY;
-    default:
-        return ignore(s, ev, o, "payment intent unreadable", out);
-    }
+    if (!read_intent(s, ev, o, status, out, &result))
+        return result;
     if (strcmp(status, "requires_capture") != 0)
         return ignore(s, ev, o, "order expired, authorization no longer open", out);
     ch.reason = "late_authorization";
@@ -207,6 +221,7 @@ static co_event_result on_succeeded(co_saga *s, const co_pay_event *ev, co_order
 {
     char status[32];
     co_change ch = CO_CHANGE_INIT;
+    co_event_result result;
 
     switch (o->status) {
     case CO_ST_AWAITING_PAYMENT:
@@ -216,14 +231,8 @@ static co_event_result on_succeeded(co_saga *s, const co_pay_event *ev, co_order
     case CO_ST_CAPTURED:
         if (o->answer_pending)
             return ignore(s, ev, o, "checkout in progress", out);
-        switch (intent_status(s, o, status)) {
-        case CO_PAY_OK:
-            break;
-        case CO_PAY_UNAVAILABLE:
-            return CO_EVENT_RETRY;
-        default:
-            return ignore(s, ev, o, "payment intent unreadable", out);
-        }
+        if (!read_intent(s, ev, o, status, out, &result))
+            return result;
         if (strcmp(status, "succeeded") != 0)
             return ignore(s, ev, o, "payment intent not captured", out);
         ch.reason = "captured";
