@@ -8,7 +8,8 @@
  *   POST <any path>          a delivery: 200, 401 when the signature does not verify,
  *                            400 when the body is not JSON, 500 while failures are armed
  *   GET  /_mock/deliveries   {"data":[{"id","path","received_at","verified","status",
- *                            "signature_error","body"}...],"count":N}, oldest first
+ *                            "signature_error","idempotency_key","body"}...],"count":N},
+ *                            oldest first
  *   DELETE /_mock/deliveries forgets them
  *   POST /_mock/fail         {"count":N}: answer 500 to the next N signed deliveries
  *   GET  /_mock/health
@@ -41,6 +42,7 @@ typedef struct {
     bool verified;
     int status;                 /* what we answered */
     const char *sig_error;      /* static string, NULL when verified */
+    char idem_key[128];         /* the Idempotency-Key header, "" when none */
     char *raw;                  /* the body as received */
     size_t raw_len;
 } mn_delivery;
@@ -103,7 +105,7 @@ static const char *sig_error_name(co_sig_result r)
 
 /* Records a delivery (copying body) and decides the answer. */
 static int record(const char *path, const char *body, size_t len, co_sig_result sig,
-                  bool is_json)
+                  bool is_json, const char *idem_key)
 {
     mn_delivery *d;
     int status;
@@ -131,6 +133,7 @@ static int record(const char *path, const char *body, size_t len, co_sig_result 
     d->verified = sig == CO_SIG_OK;
     d->status = status;
     d->sig_error = sig_error_name(sig);
+    snprintf(d->idem_key, sizeof d->idem_key, "%s", idem_key ? idem_key : "");
     d->raw = mh_xrealloc(NULL, len + 1);
     if (len > 0)
         memcpy(d->raw, body, len);
@@ -159,10 +162,10 @@ static json_t *deliveries_json(void)
     for (size_t i = 0; i < g_sink.n; i++) {
         const mn_delivery *d = &g_sink.v[i];
         json_t *body = json_loadb(d->raw, d->raw_len, 0, NULL);
-        json_t *o = json_pack("{s:I, s:s, s:I, s:b, s:i, s:s?}", "id", (json_int_t)d->id,
+        json_t *o = json_pack("{s:I, s:s, s:I, s:b, s:i, s:s?, s:s}", "id", (json_int_t)d->id,
                               "path", d->path, "received_at", (json_int_t)d->received_ms,
                               "verified", d->verified, "status", d->status,
-                              "signature_error", d->sig_error);
+                              "signature_error", d->sig_error, "idempotency_key", d->idem_key);
 
         if (o == NULL) {
             json_decref(body);
@@ -274,7 +277,8 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *method, cons
     probe = json_loadb(cx->body != NULL ? cx->body : "", cx->len, 0, NULL);
     is_json = probe != NULL;
     json_decref(probe);
-    status = record(url, cx->body, cx->len, res, is_json);
+    status = record(url, cx->body, cx->len, res, is_json,
+                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key"));
     if (g_verbose)
         fprintf(stderr, "mock-notify: POST %s -> %d (signature %s)\n", url, status,
                 res == CO_SIG_OK ? "ok" : sig_error_name(res));

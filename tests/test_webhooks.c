@@ -857,6 +857,12 @@ START_TEST(a_restock_from_zero_notifies_each_waiting_shopper_once)
 
         ck_assert(json_is_true(json_object_get(j, "verified")));
         ck_assert_int_eq(json_integer_value(json_object_get(j, "status")), 200);
+        {
+            /* The receiver dedupes at-least-once deliveries on this key. */
+            char want[64];
+            snprintf(want, sizeof want, "notification-%s", co_test_jstr(b, "id", NULL));
+            ck_assert_str_eq(co_test_jstr(j, "idempotency_key", NULL), want);
+        }
         ck_assert_str_eq(co_test_jstr(b, "type", NULL), "item.back_in_stock");
         ck_assert_str_eq(co_test_jstr(b, "item_id", NULL), item);
         ck_assert_str_eq(co_test_jstr(b, "restock_event_id", NULL), "rs-1");
