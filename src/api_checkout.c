@@ -187,7 +187,15 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
         co_resp_error(resp, CO_ERR_idempotency_key_reused, NULL, NULL);
         goto done;
     }
+    co_saga_reset(saga);
     if (strcmp(b.outcome, "in_progress") == 0) {
+        /* The key's order is the one this request made: its first run of
+         * co_checkout_begin committed and the reply was lost with the
+         * connection (co_db_call ran it again). Carry on with that order. */
+        if (strcmp(b.order_id, order_id) == 0 &&
+            co_store_load_order(w->db, order_id, &o) == CO_DB_ROWS &&
+            o.status == CO_ST_RESERVED)
+            goto drive;
         answer_decided(w, resp, b.order_id);
         goto done;
     }
@@ -203,7 +211,6 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
     snprintf(o.expires_at, sizeof o.expires_at, "%s", b.expires_at);
     o.compensate_to = CO_ST_NONE;
     o.answer_pending = true;
-    co_saga_reset(saga);
     if (strcmp(b.outcome, "out_of_stock") == 0) {
         unsigned status;
         char *answer = NULL;
@@ -222,6 +229,7 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
     }
     o.status = CO_ST_RESERVED;
     o.stock_held = true;
+drive:
     co_saga_crash_point(saga, "after_reserve");
     (void)co_saga_drive(saga, &o, CO_DRIVE_FORWARD);
     co_saga_crash_point(saga, "before_answer");
