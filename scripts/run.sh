@@ -52,7 +52,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 bin/checkoutd migrate
 
-# Starts a mock in the background and waits for its "listening on URL" line.
+# Starts a mock in the background and waits for its "listening on URL" line;
+# sets mock_url. Not run in a subshell, so that pids (what Ctrl-C stops) sees it.
 start_mock() {
   local name=$1; shift
   local log="var/$name.log"
@@ -60,8 +61,8 @@ start_mock() {
   "bin/$name" "$@" >"$log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
-    url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$log" | head -1)
-    [ -n "$url" ] && { echo "$url"; return 0; }
+    mock_url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$log" | head -1)
+    [ -n "$mock_url" ] && return 0
     sleep 0.1
   done
   echo "run.sh: $name did not start; see $log" >&2
@@ -69,13 +70,13 @@ start_mock() {
 }
 
 if [ -z "${STRIPE_API_BASE:-}" ]; then
-  STRIPE_API_BASE=$(start_mock mock-stripe --listen 127.0.0.1:0 \
-    --webhook-url "http://$LISTEN_ADDR/webhooks/stripe" --webhook-secret "$STRIPE_WEBHOOK_SECRET")
-  export STRIPE_API_BASE
+  start_mock mock-stripe --listen 127.0.0.1:0 \
+    --webhook-url "http://$LISTEN_ADDR/webhooks/stripe" --webhook-secret "$STRIPE_WEBHOOK_SECRET"
+  export STRIPE_API_BASE=$mock_url
 fi
 if [ -z "${NOTIFY_URL:-}" ] && [ -x bin/mock-notify ]; then
-  NOTIFY_URL="$(start_mock mock-notify --listen 127.0.0.1:0 --secret "$NOTIFY_SECRET")/notify"
-  export NOTIFY_URL
+  start_mock mock-notify --listen 127.0.0.1:0 --secret "$NOTIFY_SECRET"
+  export NOTIFY_URL="$mock_url/notify"
 fi
 
 # The demo catalogue (skipped when the skus exist).
