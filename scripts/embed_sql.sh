@@ -8,7 +8,7 @@ out=$1; shift
   echo '#include "co_migrate.h"'
   i=0
   for f in "$@"; do
-    echo "static const char m$i[] = {"
+    echo "static const char m${i}[] = {"
     od -An -v -tx1 "$f" | sed -E 's/ ([0-9a-f]{2})/0x\1,/g'
     echo "0x00};"
     i=$((i+1))

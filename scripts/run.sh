@@ -6,7 +6,6 @@
 # already set is honoured. Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-top=$(pwd -P)
 mkdir -p var
 
 pids=()

@@ -9,7 +9,7 @@
 # Prints each violation as file:line: reason and exits 1, or prints
 # "style: N files ok". scripts/test.sh runs it as the suite named "style".
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 mapfile -t files < <(
   { git ls-files -- src states webhooks mocks tests bench

@@ -11,7 +11,7 @@
 # fresh databases cloned from a migrated template (tests/harness.c). Prints
 # "N passed, N failed" (suites) at the end.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 top=$(pwd -P)
 
 export CO_ROOT="$top"

@@ -41,8 +41,8 @@ trap cleanup EXIT
 
 # Waits for a "... listening on URL" line in file $1 from process $2; prints the URL.
 wait_url() {
-  local i url
-  for i in $(seq 1 200); do
+  local url
+  for _ in $(seq 1 200); do
     url=$(sed -n 's/.* listening on \(http[^ ]*\).*/\1/p' "$1" | head -n1)
     [ -n "$url" ] && { echo "$url"; return 0; }
     kill -0 "$2" 2>/dev/null || return 1
