@@ -157,50 +157,6 @@ void co_dbr_clear(co_dbr *r)
     r->res = NULL;
 }
 
-static co_db_status simple(co_db *db, const char *sql)
-{
-    co_dbr r;
-    co_db_status st = co_db_exec(db, &r, sql, 0, NULL);
-
-    co_dbr_clear(&r);
-    return st;
-}
-
-co_db_status co_db_tx(co_db *db, co_tx_fn fn, void *cls)
-{
-    co_db_status st = CO_DB_SOFT;
-
-    for (int attempt = 0; attempt <= CO_DB_MAX_RETRIES; attempt++) {
-        if (attempt > 0)
-            backoff(attempt - 1);
-        st = simple(db, "BEGIN");
-        if (st == CO_DB_SOFT)
-            continue;
-        if (st == CO_DB_HARD)
-            return st;
-        st = fn(db, cls);
-        if (st == CO_DB_SOFT || st == CO_DB_HARD) {
-            (void)simple(db, "ROLLBACK");
-            if (st == CO_DB_HARD)
-                return st;
-            continue;
-        }
-        {
-            co_db_status cst = simple(db, "COMMIT");
-            if (cst == CO_DB_HARD)
-                return cst;
-            if (cst == CO_DB_SOFT) {
-                /* A lost connection during COMMIT leaves the outcome unknown;
-                 * fn must be idempotent for that case (ours are: keyed inserts). */
-                st = cst;
-                continue;
-            }
-        }
-        return st;
-    }
-    return st;
-}
-
 const char *co_dbr_get(const co_dbr *r, int row, int col)
 {
     if (r->res == NULL || row >= PQntuples(r->res) || col >= PQnfields(r->res) ||

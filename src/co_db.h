@@ -1,5 +1,8 @@
 /* Postgres access: one connection per thread (a PGconn is not thread-safe),
- * results classified four ways, and a transaction runner with bounded retries.
+ * results classified four ways, and bounded retries of soft failures. Every
+ * write the server makes is one SQL function, so one statement is one
+ * transaction: co_db_call is the transaction runner (no BEGIN/COMMIT pairs,
+ * no transaction open across anything else).
  * Every query with outside data goes through PQexecParams (unnamed statements,
  * so the server also works behind pgbouncer's transaction pooling). */
 #ifndef CO_DB_H
@@ -46,15 +49,7 @@ co_db_status co_db_call(co_db *db, co_dbr *r, const char *sql, int nparams,
                         const char *const *params);
 void co_dbr_clear(co_dbr *r);
 
-/* The transaction runner. fn runs between BEGIN and COMMIT and returns the
- * status of its work. Contract for fn: on CO_DB_SOFT the runner rolls back and
- * calls fn again (up to CO_DB_MAX_RETRIES times), so fn MUST NOT have done
- * anything outside the transaction (no reply queued, no HTTP call) before it
- * returns soft. On CO_DB_HARD the runner rolls back and returns HARD. On NONE
- * or ROWS it commits; a soft failure of COMMIT retries the whole of fn. */
 #define CO_DB_MAX_RETRIES 8
-typedef co_db_status (*co_tx_fn)(co_db *db, void *cls);
-co_db_status co_db_tx(co_db *db, co_tx_fn fn, void *cls);
 
 /* Cell helpers (row 0 unless named). */
 const char *co_dbr_get(const co_dbr *r, int row, int col); /* NULL for SQL NULL */

@@ -43,6 +43,7 @@ void co_log(co_log_level level, const char *component, const char *fmt, ...)
     if (n > 0 && (size_t)n < sizeof line)
         vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
-    /* One fputs per line so concurrent threads do not interleave within a line. */
+    /* One stdio call per line: stdio locks the stream, so concurrent threads do
+     * not interleave within a line. */
     fprintf(stderr, "%s\n", line);
 }
