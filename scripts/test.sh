@@ -3,8 +3,9 @@
 # var/pg unless DATABASE_URL names another server) with the sanitizer build.
 #
 #   scripts/test.sh            every suite
-#   scripts/test.sh NAME...    only build/san/tests/test_NAME (and sdk for the Node suite,
-#                              style for scripts/style.sh)
+#   scripts/test.sh NAME...    only build/san/tests/test_NAME (unit/DIR/NAME for
+#                              build/san/tests/unit/DIR/test_NAME, sdk for the Node
+#                              suite, style for scripts/style.sh)
 #
 # The format check (scripts/style.sh) runs first as the suite "style"; when it
 # fails the other suites still run, but the run fails. Each Check suite gets
@@ -76,9 +77,14 @@ SQL
 DATABASE_URL="$tpl_url" "$CO_BIN_DIR/checkoutd" migrate || { echo "test.sh: migrations failed" >&2; exit 1; }
 psql -qX -v ON_ERROR_STOP=1 "$admin_url" -c "UPDATE pg_database SET datistemplate = true WHERE datname = '$template'" >/dev/null
 
-for t in "$CO_BIN_DIR"/../tests/test_*; do
+# The unit layer first (fast, no servers), then the suites.
+for t in "$CO_BIN_DIR"/../tests/unit/*/test_* "$CO_BIN_DIR"/../tests/test_*; do
   [ -x "$t" ] || continue
-  name=$(basename "$t"); name=${name#test_}
+  case $t in
+    */tests/unit/*) dir=$(basename "$(dirname "$t")"); name=$(basename "$t")
+                    name="unit/$dir/${name#test_}" ;;
+    *) name=$(basename "$t"); name=${name#test_} ;;
+  esac
   selected "$name" || continue
   echo "=== $name"
   t0=$(date +%s)

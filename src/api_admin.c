@@ -41,9 +41,6 @@ void co_api_admin_item_create(co_worker *w, const co_req *req, co_resp *resp)
     json_t *body;
     const char *sku, *name, *currency;
     long long price, stock;
-    char p[24], s[24];
-    co_dbr r;
-    co_db_status st;
 
     if (!co_api_admin(w, req, resp))
         return;
@@ -59,21 +56,22 @@ void co_api_admin_item_create(co_worker *w, const co_req *req, co_resp *resp)
         co_api_bad_field(resp, "currency", "currency must be a lower-case ISO code, e.g. usd.");
         goto done;
     }
-    snprintf(p, sizeof p, "%lld", price);
-    snprintf(s, sizeof s, "%lld", stock);
     {
-        const char *params[5] = {sku, name, p, currency, s};
-        st = co_db_call(w->db, &r,
-                        "SELECT co_item_json(co_create_item($1, $2, $3, $4, $5))::text",
-                        5, params);
+        co_item_new item = {.sku = sku, .name = name, .currency = currency, .price = price,
+                            .stock = stock};
+        co_store_refusal refusal;
+        char *json = NULL;
+        co_store_rc rc = co_store_item_create(w->db, &item, &json, &refusal);
+
+        if (rc == CO_STORE_OK && json != NULL)
+            co_resp_raw(resp, 201, json, strlen(json));
+        else if (rc == CO_STORE_FAILED && refusal.kind == CO_REFUSAL_DUPLICATE)
+            co_resp_error(resp, co_store_refusal_err(refusal.kind), NULL,
+                          json_pack("{s:s}", "sku", sku));
+        else
+            co_api_store_error(resp, rc);
+        free(json);
     }
-    if (st == CO_DB_ROWS)
-        co_resp_raw(resp, 201, co_dbr_get(&r, 0, 0), strlen(co_dbr_get(&r, 0, 0)));
-    else if (st == CO_DB_HARD && strcmp(r.sqlstate, "23505") == 0)
-        co_resp_error(resp, CO_ERR_sku_exists, NULL, json_pack("{s:s}", "sku", sku));
-    else
-        co_api_db_error(resp, st);
-    co_dbr_clear(&r);
 done:
     json_decref(body);
 }
@@ -94,21 +92,21 @@ void co_api_admin_order_get(co_worker *w, const co_req *req, co_resp *resp)
 void co_api_admin_orders(co_worker *w, const co_req *req, co_resp *resp)
 {
     char after[37];
-    char lim[8] = "10";
-    const char *params[3] = {req->q_status, lim, NULL};
-    co_dbr r;
-    co_db_status st;
+    long limit = 10;
+    const char *starting_after = NULL;
+    char *json = NULL;
+    co_store_refusal refusal;
+    co_store_rc rc;
 
     if (!co_api_admin(w, req, resp))
         return;
     if (req->q_limit != NULL) {
         char *end = NULL;
-        long n = strtol(req->q_limit, &end, 10);
-        if (*req->q_limit == '\0' || *end != '\0' || n < 1 || n > 100) {
+        limit = strtol(req->q_limit, &end, 10);
+        if (*req->q_limit == '\0' || *end != '\0' || limit < 1 || limit > 100) {
             co_api_bad_field(resp, "limit", "limit must be an integer from 1 to 100.");
             return;
         }
-        snprintf(lim, sizeof lim, "%ld", n);
     }
     if (req->q_status != NULL && co_state_parse(req->q_status) == CO_ST_NONE) {
         co_api_bad_field(resp, "status", "status must be one of the order statuses.");
@@ -119,14 +117,14 @@ void co_api_admin_orders(co_worker *w, const co_req *req, co_resp *resp)
             co_api_bad_field(resp, "starting_after", "starting_after must be an order id.");
             return;
         }
-        params[2] = after;
+        starting_after = after;
     }
-    st = co_db_call(w->db, &r, "SELECT co_orders_page($1, $2, $3)::text", 3, params);
-    if (st == CO_DB_ROWS)
-        co_resp_raw(resp, 200, co_dbr_get(&r, 0, 0), strlen(co_dbr_get(&r, 0, 0)));
-    else if (st == CO_DB_HARD && strcmp(r.sqlstate, "CK400") == 0)
+    rc = co_store_orders_page(w->db, req->q_status, (int)limit, starting_after, &json, &refusal);
+    if (rc == CO_STORE_OK && json != NULL)
+        co_resp_raw(resp, 200, json, strlen(json));
+    else if (rc == CO_STORE_FAILED && refusal.kind == CO_REFUSAL_INVALID)
         co_api_bad_field(resp, "starting_after", "No order has this id.");
     else
-        co_api_db_error(resp, st);
-    co_dbr_clear(&r);
+        co_api_store_error(resp, rc);
+    free(json);
 }

@@ -1,10 +1,8 @@
-/* POST /v1/checkout: parse -> validate -> idempotency + order + reservation
- * (one round trip) -> drive the saga -> answer what the saga stored. */
+/* POST /v1/checkout: authenticate -> parse and validate the cart -> the saga
+ * decides (states/checkout.c) -> send what it decided. */
 #include "co_app.h"
-#include "co_log.h"
-#include "co_store.h"
+#include "co_sig.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,20 +72,6 @@ static bool parse_body(json_t *body, co_resp *resp, json_t **items, const char *
     return true;
 }
 
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    static const char hex[] = "0123456789abcdef";
-
-    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 static bool key_ok(const char *key)
 {
     size_t n = key ? strlen(key) : 0;
@@ -102,38 +86,45 @@ static bool key_ok(const char *key)
     return true;
 }
 
-/* Maps a refused cart (raised by the stock functions) to the API. */
-static void cart_refused(co_resp *resp, const co_checkout_begun *b, co_db_status st)
+/* Sends what the saga decided. */
+static void render(const co_checkout_result *r, co_resp *resp)
 {
-    if (strcmp(b->sqlstate, "CK404") == 0) {
-        co_resp_error(resp, CO_ERR_item_not_found, NULL, json_pack("{s:s}", "item_id", b->detail));
-    } else if (strcmp(b->sqlstate, "CK400") == 0) {
-        co_api_bad_field(resp, b->detail, "The cart is not valid.");
-    } else {
-        co_api_db_error(resp, st);
+    switch (r->kind) {
+    case CO_CHECKOUT_ANSWERED:
+        co_resp_raw(resp, r->answer.code, r->answer.body, strlen(r->answer.body));
+        resp->replayed = r->replayed;
+        if (r->replayed)
+            break;
+        co_metric_add(r->out_of_stock                  ? "checkout_out_of_stock"
+                      : r->status == CO_ST_CONFIRMED ? "checkout_confirmed"
+                                                     : "checkout_other",
+                      1);
+        break;
+    case CO_CHECKOUT_REUSED:
+        co_resp_error(resp, CO_ERR_idempotency_key_reused, NULL, NULL);
+        break;
+    case CO_CHECKOUT_IN_PROGRESS:
+        co_resp_error(resp, CO_ERR_request_in_progress, NULL,
+                      json_pack("{s:s}", "order_id", r->order_id));
+        break;
+    case CO_CHECKOUT_UNDECIDED:
+        co_resp_error(resp, CO_ERR_service_unavailable,
+                      "The checkout is still being processed; retry with the same "
+                      "Idempotency-Key.", json_pack("{s:s}", "order_id", r->order_id));
+        break;
+    case CO_CHECKOUT_REFUSED:
+        if (r->refusal.kind == CO_REFUSAL_NOT_FOUND)
+            co_resp_error(resp, CO_ERR_item_not_found, NULL,
+                          json_pack("{s:s}", "item_id", r->refusal.detail));
+        else if (r->refusal.kind == CO_REFUSAL_INVALID)
+            co_api_bad_field(resp, r->refusal.detail, "The cart is not valid.");
+        else
+            co_api_store_error(resp, CO_STORE_FAILED);
+        break;
+    default:
+        co_api_store_error(resp, r->rc);
+        break;
     }
-}
-
-/* The key's first request has no stored answer. Usually it is still running:
- * 409. But an order that has ended (e.g. out of stock, and the server died
- * before storing that answer) will not be moved again, so its answer is
- * rendered from its state and stored now, once. */
-static void answer_decided(co_worker *w, co_resp *resp, const char *order_id)
-{
-    co_order o;
-    unsigned status;
-    char *answer = NULL;
-
-    if (co_store_load_order(w->db, order_id, &o) == CO_DB_ROWS && co_state_terminal(o.status) &&
-        o.answer_pending && co_saga_answer(&o, &status, &answer) &&
-        co_store_checkout_respond(w->db, o.id, status, answer) == CO_DB_ROWS) {
-        co_resp_raw(resp, status, answer, strlen(answer));
-        resp->replayed = true;
-        free(answer);
-        return;
-    }
-    free(answer);
-    co_resp_error(resp, CO_ERR_request_in_progress, NULL, json_pack("{s:s}", "order_id", order_id));
 }
 
 void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
@@ -144,12 +135,8 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
     char *items_text = NULL;
     const char *pm = NULL;
     uuid_t u;
-    co_checkout_begun b;
-    co_db_status st;
-    co_order o;
-    co_saga *saga = &w->saga;
+    co_checkout_result result;
 
-    memset(&b, 0, sizeof b);
     if (!co_api_user(w, req, resp, user))
         return;
     if (!key_ok(req->idempotency_key)) {
@@ -161,10 +148,9 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
     if (body == NULL || !parse_body(body, resp, &items, &pm))
         goto done;
     items_text = json_dumps(items, JSON_COMPACT);
-    sha256_hex(req->body, req->body_len, hash);
+    co_sha256_hex(req->body, req->body_len, hash);
     uuid_generate_random(u);
     uuid_unparse_lower(u, order_id);
-
     {
         co_checkout_args a = {
             .user_id = user, .idempotency_key = req->idempotency_key, .request_hash = hash,
@@ -172,90 +158,11 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
             .payment_method = pm, .ttl_seconds = w->app->cfg.reservation_ttl_seconds,
             .lease_seconds = w->app->cfg.lease_seconds, .owner = w->app->owner,
         };
-        st = co_store_checkout_begin(w->db, &a, &b);
+        co_saga_checkout(&w->saga, &a, &result);
     }
-    if (st != CO_DB_ROWS) {
-        cart_refused(resp, &b, st);
-        goto done;
-    }
-    if (strcmp(b.outcome, "replay") == 0) {
-        co_resp_raw(resp, b.response_status, b.response_body, strlen(b.response_body));
-        resp->replayed = true;
-        goto done;
-    }
-    if (strcmp(b.outcome, "reused") == 0) {
-        co_resp_error(resp, CO_ERR_idempotency_key_reused, NULL, NULL);
-        goto done;
-    }
-    co_saga_reset(saga);
-    if (strcmp(b.outcome, "in_progress") == 0) {
-        /* The key's order is the one this request made: its first run of
-         * co_checkout_begin committed and the reply was lost with the
-         * connection (co_db_call ran it again). Carry on with that order. */
-        if (strcmp(b.order_id, order_id) == 0 &&
-            co_store_load_order(w->db, order_id, &o) == CO_DB_ROWS &&
-            o.status == CO_ST_RESERVED)
-            goto drive;
-        answer_decided(w, resp, b.order_id);
-        goto done;
-    }
-
-    /* The order exists: its first answer is stored before it is sent. */
-    memset(&o, 0, sizeof o);
-    memcpy(o.id, order_id, sizeof o.id);
-    memcpy(o.user_id, user, sizeof o.user_id);
-    o.mobile = pm == NULL;
-    snprintf(o.payment_method, sizeof o.payment_method, "%s", pm ? pm : "");
-    o.amount = b.amount;
-    snprintf(o.currency, sizeof o.currency, "%s", b.currency);
-    snprintf(o.expires_at, sizeof o.expires_at, "%s", b.expires_at);
-    o.compensate_to = CO_ST_NONE;
-    o.answer_pending = true;
-    if (strcmp(b.outcome, "out_of_stock") == 0) {
-        unsigned status;
-        char *answer = NULL;
-
-        o.status = CO_ST_FAILED;
-        snprintf(o.failure_code, sizeof o.failure_code, "out_of_stock");
-        snprintf(o.failure_detail, sizeof o.failure_detail, "%s", b.short_item);
-        co_metric_add("checkout_out_of_stock", 1);
-        co_saga_crash_point(saga, "before_out_of_stock_answer");
-        if (co_saga_answer(&o, &status, &answer)) {
-            (void)co_store_checkout_respond(w->db, o.id, status, answer);
-            co_resp_raw(resp, status, answer, strlen(answer));
-        }
-        free(answer);
-        goto done;
-    }
-    o.status = CO_ST_RESERVED;
-    o.stock_held = true;
-drive:
-    co_saga_crash_point(saga, "after_reserve");
-    (void)co_saga_drive(saga, &o, CO_DRIVE_FORWARD);
-    co_saga_crash_point(saga, "before_answer");
-    if (saga->answer_body == NULL) {
-        /* Decided by another driver of this order (recovery elsewhere) or by
-         * a statement whose reply was lost: the stored answer is the answer. */
-        char *stored = NULL;
-        unsigned status = 0;
-        if (co_store_checkout_answer(w->db, o.id, &status, &stored) == CO_DB_ROWS) {
-            saga->answer_body = stored;
-            saga->answer_status = status;
-        }
-    }
-    if (saga->answer_body != NULL) {
-        co_resp_raw(resp, saga->answer_status, saga->answer_body, strlen(saga->answer_body));
-        co_metric_add(o.status == CO_ST_CONFIRMED ? "checkout_confirmed" : "checkout_other", 1);
-    } else {
-        /* Not decided now (the store or provider is unreachable): recovery
-         * finishes the order; the same Idempotency-Key then gets the answer. */
-        co_resp_error(resp, CO_ERR_service_unavailable,
-                      "The checkout is still being processed; retry with the same "
-                      "Idempotency-Key.", json_pack("{s:s}", "order_id", o.id));
-    }
-
+    render(&result, resp);
+    co_checkout_result_clear(&result);
 done:
-    free(b.response_body);
     free(items_text);
     json_decref(items);
     json_decref(body);

@@ -1,32 +1,47 @@
 /* GET /v1/orders/{id}, POST /v1/orders/{id}/cancel, POST /v1/orders/{id}/confirm.
- * A shopper sees only their own orders: others' answer 404, as unknown ids do. */
+ * A shopper sees only their own orders: others' answer 404, as unknown ids do.
+ * What a cancel or a confirm may do is the saga's (states/orders.c). */
 #include "co_app.h"
-#include "co_store.h"
 
 #include <string.h>
 
-/* The caller's order, or an answer already given (401/404/503). */
-static bool own_order(co_worker *w, const co_req *req, co_resp *resp, co_order *o)
+/* The shopper and the order id of the path, or an answer already given. */
+static bool who_and_which(co_worker *w, const co_req *req, co_resp *resp, char user[37],
+                          char id[37])
 {
-    char user[37], id[37];
-    co_db_status st;
-
     if (!co_api_user(w, req, resp, user))
         return false;
     if (!co_api_uuid(req->param, id)) {
         co_resp_error(resp, CO_ERR_order_not_found, NULL, NULL);
         return false;
     }
-    st = co_store_load_order(w->db, id, o);
-    if (st == CO_DB_NONE || (st == CO_DB_ROWS && strcmp(o->user_id, user) != 0)) {
-        co_resp_error(resp, CO_ERR_order_not_found, NULL, NULL);
-        return false;
-    }
-    if (st != CO_DB_ROWS) {
-        co_api_db_error(resp, st);
-        return false;
-    }
     return true;
+}
+
+/* Answers an order move that did not get done. */
+static void refused(co_resp *resp, co_order_result res, const co_order *o)
+{
+    const char *msg = NULL;
+
+    switch (res) {
+    case CO_ORDER_NOT_FOUND:
+        co_resp_error(resp, CO_ERR_order_not_found, NULL, NULL);
+        return;
+    case CO_ORDER_UNAVAILABLE:
+        co_api_store_error(resp, CO_STORE_RETRY);
+        return;
+    case CO_ORDER_RUNNING:
+        msg = "The checkout is still running; cancel once it has answered.";
+        break;
+    case CO_ORDER_ENDED:
+        msg = "The order has ended and cannot be cancelled.";
+        break;
+    default:
+        msg = "The payment is not authorized yet; confirm it with the provider first.";
+        break;
+    }
+    co_resp_error(resp, CO_ERR_order_state_conflict, msg,
+                  json_pack("{s:s, s:s}", "order_id", o->id, "status", co_state_name(o->status)));
 }
 
 void co_api_order_get(co_worker *w, const co_req *req, co_resp *resp)
@@ -37,39 +52,22 @@ void co_api_order_get(co_worker *w, const co_req *req, co_resp *resp)
         co_api_admin_order_get(w, req, resp);
         return;
     }
-    if (!co_api_user(w, req, resp, user))
+    if (!who_and_which(w, req, resp, user, id))
         return;
-    if (!co_api_uuid(req->param, id)) {
-        co_resp_error(resp, CO_ERR_order_not_found, NULL, NULL);
-        return;
-    }
     co_api_order(w, resp, id, user, 200);
 }
 
 void co_api_order_cancel(co_worker *w, const co_req *req, co_resp *resp)
 {
+    char user[37], id[37];
     co_order o;
+    co_order_result res;
 
-    if (!own_order(w, req, resp, &o))
+    if (!who_and_which(w, req, resp, user, id))
         return;
-    switch (o.status) {
-    case CO_ST_AWAITING_PAYMENT:
-    case CO_ST_CONFIRMED:
-        co_saga_reset(&w->saga);
-        (void)co_saga_drive(&w->saga, &o, CO_DRIVE_CANCEL);
-        break;
-    case CO_ST_CANCELLED:
-    case CO_ST_REFUNDED:
-    case CO_ST_VOIDING:
-    case CO_ST_REFUNDING:
-        break; /* already cancelled, or being compensated: answer where it is */
-    default:
-        co_resp_error(resp, CO_ERR_order_state_conflict,
-                      o.status == CO_ST_RESERVED || o.status == CO_ST_AUTHORIZED
-                          ? "The checkout is still running; cancel once it has answered."
-                          : "The order has ended and cannot be cancelled.",
-                      json_pack("{s:s, s:s}", "order_id", o.id, "status",
-                                co_state_name(o.status)));
+    res = co_saga_cancel(&w->saga, id, user, &o);
+    if (res != CO_ORDER_DONE) {
+        refused(resp, res, &o);
         return;
     }
     /* 200 when the cancel is complete, 202 while it finishes in the background. */
@@ -78,18 +76,15 @@ void co_api_order_cancel(co_worker *w, const co_req *req, co_resp *resp)
 
 void co_api_order_confirm(co_worker *w, const co_req *req, co_resp *resp)
 {
+    char user[37], id[37];
     co_order o;
+    co_order_result res;
 
-    if (!own_order(w, req, resp, &o))
+    if (!who_and_which(w, req, resp, user, id))
         return;
-    if (o.status == CO_ST_AWAITING_PAYMENT) {
-        co_saga_reset(&w->saga);
-        (void)co_saga_drive(&w->saga, &o, CO_DRIVE_CONFIRM);
-    }
-    if (o.status == CO_ST_AWAITING_PAYMENT) {
-        co_resp_error(resp, CO_ERR_order_state_conflict,
-                      "The payment is not authorized yet; confirm it with the provider first.",
-                      json_pack("{s:s, s:s}", "order_id", o.id, "status", "awaiting_payment"));
+    res = co_saga_confirm(&w->saga, id, user, &o);
+    if (res != CO_ORDER_DONE) {
+        refused(resp, res, &o);
         return;
     }
     co_api_order(w, resp, o.id, NULL, 200);

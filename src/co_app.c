@@ -4,6 +4,7 @@
 #include "co_jwt.h"
 #include "co_log.h"
 #include "co_sig.h"
+#include "pay_stripe.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -49,7 +50,7 @@ co_worker *co_worker_new(void *p)
         co_worker_free(w);
         return NULL;
     }
-    w->saga.db = w->db;
+    w->saga.store = co_store_port_pg(w->db);
     w->saga.pay = co_pay_port_stripe(w->stripe);
     w->saga.owner = app->owner;
     w->saga.lease_seconds = app->cfg.lease_seconds;
@@ -61,7 +62,6 @@ void co_worker_free(co_worker *w)
 {
     if (w == NULL)
         return;
-    co_saga_reset(&w->saga);
     co_db_close(w->db);
     co_stripe_free(w->stripe);
     free(w);
@@ -145,30 +145,25 @@ void co_api_bad_field(co_resp *resp, const char *param, const char *message)
     co_resp_error(resp, CO_ERR_invalid_request, message, json_pack("{s:s}", "param", param));
 }
 
-void co_api_db_error(co_resp *resp, co_db_status st)
+void co_api_store_error(co_resp *resp, co_store_rc rc)
 {
-    co_resp_error(resp, st == CO_DB_SOFT ? CO_ERR_service_unavailable : CO_ERR_internal_error,
+    co_resp_error(resp, rc == CO_STORE_RETRY ? CO_ERR_service_unavailable : CO_ERR_internal_error,
                   NULL, NULL);
 }
 
 void co_api_order(co_worker *w, co_resp *resp, const char *order_id, const char *user_or_null,
                   unsigned status)
 {
-    const char *params[2] = {order_id, user_or_null};
-    co_dbr r;
-    co_db_status st;
+    char *json = NULL;
+    co_store_rc rc = co_store_order_json(w->db, order_id, user_or_null, &json);
 
-    st = co_db_call(w->db, &r,
-                    "SELECT co_order_json(id)::text FROM orders"
-                    " WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2::uuid)",
-                    2, params);
-    if (st == CO_DB_ROWS)
-        co_resp_raw(resp, status, co_dbr_get(&r, 0, 0), strlen(co_dbr_get(&r, 0, 0)));
-    else if (st == CO_DB_NONE)
+    if (rc == CO_STORE_OK && json != NULL)
+        co_resp_raw(resp, status, json, strlen(json));
+    else if (rc == CO_STORE_NONE)
         co_resp_error(resp, CO_ERR_order_not_found, NULL, NULL);
     else
-        co_api_db_error(resp, st);
-    co_dbr_clear(&r);
+        co_api_store_error(resp, rc);
+    free(json);
 }
 
 void co_api_healthz(co_worker *w, const co_req *req, co_resp *resp)

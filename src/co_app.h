@@ -8,6 +8,7 @@
 #include "co_http.h"
 #include "co_stripe.h"
 #include "saga.h"
+#include "store.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
@@ -46,8 +47,8 @@ json_t *co_api_body(const co_req *req, co_resp *resp);
 bool co_api_uuid(const char *s, char out[37]);
 /* 400 invalid_request naming the field. */
 void co_api_bad_field(co_resp *resp, const char *param, const char *message);
-/* Answers a failed store call: SOFT -> 503 service_unavailable, HARD -> 500. */
-void co_api_db_error(co_resp *resp, co_db_status st);
+/* Answers a failed store call: RETRY -> 503 service_unavailable, else 500. */
+void co_api_store_error(co_resp *resp, co_store_rc rc);
 /* Answers with the JSON text of an order (co_order_json), or 404. */
 void co_api_order(co_worker *w, co_resp *resp, const char *order_id, const char *user_or_null,
                   unsigned status);

@@ -183,3 +183,24 @@ int co_dbr_rows(const co_dbr *r)
 {
     return r->res ? PQntuples(r->res) : 0;
 }
+
+const char *co_dbr_str(const co_dbr *r, int row, const char *col)
+{
+    int c = r->res != NULL ? PQfnumber(r->res, col) : -1;
+
+    return c < 0 ? NULL : co_dbr_get(r, row, c);
+}
+
+long long co_dbr_int(const co_dbr *r, int row, const char *col)
+{
+    const char *v = co_dbr_str(r, row, col);
+
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+bool co_dbr_is(const co_dbr *r, int row, const char *col)
+{
+    const char *v = co_dbr_str(r, row, col);
+
+    return v != NULL && v[0] == 't';
+}

@@ -51,7 +51,13 @@ void co_dbr_clear(co_dbr *r);
 
 #define CO_DB_MAX_RETRIES 8
 
-/* Cell helpers (row 0 unless named). */
+/* Cells by column name: results are read by name, never by position.
+ * NULL for SQL NULL or a column the result does not have. */
+const char *co_dbr_str(const co_dbr *r, int row, const char *col);
+long long co_dbr_int(const co_dbr *r, int row, const char *col); /* 0 for NULL */
+bool co_dbr_is(const co_dbr *r, int row, const char *col);       /* true for 't' */
+
+/* Cell helpers by position (for single-column results). */
 const char *co_dbr_get(const co_dbr *r, int row, int col); /* NULL for SQL NULL */
 long long co_dbr_ll(const co_dbr *r, int row, int col);
 bool co_dbr_bool(const co_dbr *r, int row, int col);

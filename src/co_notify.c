@@ -2,6 +2,7 @@
 
 #include "co_log.h"
 #include "co_sig.h"
+#include "store.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -59,7 +60,7 @@ static co_send post(co_sender *x, const char *id, const char *body, char err[128
 
     co_sig_header(x->cfg->notify_secret, time(NULL), body, strlen(body), sig_value);
     snprintf(sig, sizeof sig, "Notify-Signature: %s", sig_value);
-    snprintf(idem, sizeof idem, "Idempotency-Key: notification-%s", id);
+    snprintf(idem, sizeof idem, "Idempotency-Key: notification-%.40s", id);
     h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, sig);
     h = curl_slist_append(h, idem);
@@ -85,62 +86,46 @@ static co_send post(co_sender *x, const char *id, const char *body, char err[128
     return CO_SEND_REFUSED;
 }
 
-/* Reports one claimed attempt (co_notify_result). error NULL: delivered. */
-static void report(co_sender *x, const char *id, const char *attempts, const char *error,
-                   bool unclaim)
+/* Reports one claimed attempt. error NULL: delivered. */
+static void report(co_sender *x, const co_notification *row, const char *error, bool unclaim)
 {
-    char max[16], backoff[16];
-    const char *params[6] = {id, attempts, error, max, backoff, unclaim ? "t" : "f"};
-    co_dbr r;
-    const char *after;
+    co_notify_outcome oc = {.max_attempts = x->cfg->notify_max_attempts,
+                            .backoff_ms = x->cfg->notify_backoff_ms,
+                            .unclaim = unclaim, .error = error};
+    bool dead = false;
 
-    snprintf(max, sizeof max, "%d", x->cfg->notify_max_attempts);
-    snprintf(backoff, sizeof backoff, "%d", x->cfg->notify_backoff_ms);
-    if (co_db_call(x->db, &r, "SELECT co_notify_result($1, $2, $3, $4, $5, $6)", 6, params) < 0) {
+    if (co_store_notify_result(x->db, row, &oc, &dead) < 0) {
         /* The lease lapses and the row is tried again: at least once, maybe twice. */
-        CO_WARN("notify", "notification %s: cannot record the outcome: %s", id, r.message);
-        co_dbr_clear(&r);
+        CO_WARN("notify", "notification %s: cannot record the outcome", row->id);
         return;
     }
-    after = co_dbr_get(&r, 0, 0);
     if (unclaim) {
         /* given back untried: nothing to count */
     } else if (error == NULL) {
         co_metric_add("notify_delivered", 1);
-    } else if (after != NULL && strcmp(after, "dead") == 0) {
+    } else if (dead) {
         co_metric_add("notify_dead", 1);
-        CO_WARN("notify", "notification %s: dead after %s attempts (%s)", id, attempts, error);
+        CO_WARN("notify", "notification %s: dead after %d attempts (%s)", row->id,
+                row->attempts, error);
     } else {
         co_metric_add("notify_retried", 1);
-        CO_INFO("notify", "notification %s: attempt %s failed (%s), will retry", id, attempts,
-                error);
+        CO_INFO("notify", "notification %s: attempt %d failed (%s), will retry", row->id,
+                row->attempts, error);
     }
-    co_dbr_clear(&r);
 }
 
 /* One pass: claims a batch of due rows and tries each once. Returns how many
  * it claimed (NOTIFY_BATCH: more may be due). */
 static int sweep(co_sender *x)
 {
-    char lease[16], limit[16];
-    const char *params[2] = {lease, limit};
-    co_dbr r;
-    int n;
+    co_notification rows[NOTIFY_BATCH];
+    int n = 0;
     bool give_back = false;
 
-    snprintf(lease, sizeof lease, "%d", lease_seconds(x->cfg));
-    snprintf(limit, sizeof limit, "%d", NOTIFY_BATCH);
-    if (co_db_call(x->db, &r,
-                   "SELECT id, item_id, user_id, restock_event_id, created_at, attempts"
-                   "  FROM co_notify_claim($1, $2)",
-                   2, params) < 0) {
-        co_dbr_clear(&r);
+    if (co_store_notify_claim(x->db, lease_seconds(x->cfg), NOTIFY_BATCH, rows, &n) < 0)
         return 0;
-    }
-    n = co_dbr_rows(&r);
     for (int i = 0; i < n; i++) {
-        const char *id = co_dbr_get(&r, i, 0);
-        const char *attempts = co_dbr_get(&r, i, 5);
+        const co_notification *row = &rows[i];
         json_t *j;
         char *body;
         char err[128] = "";
@@ -149,25 +134,23 @@ static int sweep(co_sender *x)
         /* Stopping, or the receiver is down: give the rest back untried, so a
          * dead sink costs one attempt per pass, not one per row. */
         if (give_back || stop_requested(x->n)) {
-            report(x, id, attempts, NULL, true);
+            report(x, row, NULL, true);
             continue;
         }
-        j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "type", "item.back_in_stock",
-                      "item_id", co_dbr_get(&r, i, 1), "user_id", co_dbr_get(&r, i, 2),
-                      "restock_event_id", co_dbr_get(&r, i, 3), "created_at",
-                      co_dbr_get(&r, i, 4));
+        j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", row->id, "type",
+                      "item.back_in_stock", "item_id", row->item_id, "user_id", row->user_id,
+                      "restock_event_id", row->restock_event_id, "created_at", row->created_at);
         body = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (body == NULL) {
-            report(x, id, attempts, "cannot encode the notification", false);
+            report(x, row, "cannot encode the notification", false);
             continue;
         }
-        sent = post(x, id, body, err);
+        sent = post(x, row->id, body, err);
         free(body);
-        report(x, id, attempts, sent == CO_SEND_OK ? NULL : err, false);
+        report(x, row, sent == CO_SEND_OK ? NULL : err, false);
         give_back = sent == CO_SEND_NO_ANSWER;
     }
-    co_dbr_clear(&r);
     return n;
 }
 

@@ -1,9 +1,5 @@
 #include "co_recovery.h"
 
-#include "co_log.h"
-#include "co_store.h"
-
-#include <string.h>
 
 /* Small batches: every claimed order shares one lease, and they are driven one
  * after another, so a large batch behind a slow provider would outlive it. */
@@ -11,28 +7,7 @@
 
 int co_recovery_sweep(co_worker *w)
 {
-    char ids[SWEEP_BATCH][37];
-    int n = 0;
-    int driven = 0;
-
-    if (co_store_claim_stalled(w->db, w->app->owner, w->app->cfg.lease_seconds, SWEEP_BATCH, ids,
-                               &n) < 0)
-        return 0;
-    for (int i = 0; i < n && !atomic_load(&w->app->stopping); i++) {
-        co_order o;
-        co_step step;
-
-        if (co_store_load_order(w->db, ids[i], &o) != CO_DB_ROWS)
-            continue;
-        co_saga_reset(&w->saga);
-        CO_INFO("recovery", "order %s: resuming from %s", o.id, co_state_name(o.status));
-        step = co_saga_drive(&w->saga, &o, CO_DRIVE_FORWARD);
-        co_metric_add("recovery_driven", 1);
-        if (step == CO_STEP_RETRY)
-            CO_WARN("recovery", "order %s: still %s, will retry", o.id, co_state_name(o.status));
-        driven++;
-    }
-    return driven;
+    return co_saga_recover(&w->saga, SWEEP_BATCH, &w->app->stopping);
 }
 
 static void *recovery_setup(co_ticker *t)

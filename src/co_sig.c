@@ -7,19 +7,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The 32 bytes of a SHA-256 digest as 64 lower-case hex digits. */
+static void hex32(const unsigned char *md, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (unsigned int i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
 void co_hmac_sha256_hex(const char *key, size_t key_len,
                         const void *data, size_t data_len, char out[65])
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned char mac[EVP_MAX_MD_SIZE] = {0};
     unsigned int mac_len = 0;
-    static const char hex[] = "0123456789abcdef";
 
     HMAC(EVP_sha256(), key, (int)key_len, data, data_len, mac, &mac_len);
-    for (unsigned int i = 0; i < mac_len && i < 32; i++) {
-        out[2 * i] = hex[mac[i] >> 4];
-        out[2 * i + 1] = hex[mac[i] & 15];
-    }
-    out[64] = '\0';
+    hex32(mac, out);
+}
+
+void co_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE] = {0};
+    unsigned int n = 0;
+
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    hex32(md, out);
 }
 
 bool co_const_eq(const void *a, size_t a_len, const void *b, size_t b_len)

@@ -16,6 +16,9 @@
 void co_hmac_sha256_hex(const char *key, size_t key_len,
                         const void *data, size_t data_len, char out[65]);
 
+/* Lower-case hex SHA-256 of data; out must hold 65 bytes. */
+void co_sha256_hex(const void *data, size_t len, char out[65]);
+
 /* Constant-time comparison of two equal-length buffers (false on length mismatch;
  * the lengths themselves are not secret). */
 bool co_const_eq(const void *a, size_t a_len, const void *b, size_t b_len);

@@ -1,7 +1,7 @@
 /* confirmed: terminal success. Only a cancel (refund) moves it. */
-#include "saga.h"
+#include "steps.h"
 
-co_step co_step_confirmed(co_saga *s, co_order *o, co_drive_mode mode)
+co_step co_step_confirmed(co_run *r, co_order *o, co_drive_mode mode)
 {
     co_change ch = CO_CHANGE_INIT;
 
@@ -9,5 +9,5 @@ co_step co_step_confirmed(co_saga *s, co_order *o, co_drive_mode mode)
         return CO_STEP_WAIT;
     ch.reason = "cancelled_by_shopper";
     ch.compensate_to = CO_ST_REFUNDED;
-    return co_saga_transition(s, o, CO_ST_REFUNDING, &ch);
+    return co_saga_transition(r, o, CO_ST_REFUNDING, &ch);
 }

@@ -1,64 +1,107 @@
 /* Provider events (POST /webhooks/stripe): what each one does to an order.
  * The webhook handler verifies and parses; this decides, and moves an order
  * only through co_saga_transition / co_saga_drive (STYLE: one way to move an
- * order), with s->event_id set so the first move records the event in its own
- * transaction. An event that moves nothing is recorded on its own
- * (co_store_record_event). Either way the payment_events primary key makes
- * each event id take effect at most once.
+ * order), with the run's event set so the first move records the event in its
+ * own transaction. An event that moves nothing is recorded on its own
+ * (record_event). Either way the payment_events primary key makes each event
+ * id take effect at most once.
  *
- *   event                          order state        what happens
+ *   event                          order state        action: what happens
  *   ------------------------------ ------------------ ------------------------------------
- *   amount_capturable_updated      awaiting_payment   drive CONFIRM: retrieve, authorized,
+ *   amount_capturable_updated      awaiting_payment   DRIVE_CONFIRM: retrieve, authorized,
  *                                                     capture, confirmed
- *                                  expired            late authorization: if the intent is
+ *                                  expired            LATE_AUTHORIZATION: if the intent is
  *                                                     still requires_capture, take the stock
  *                                                     again (-> authorized, then capture);
  *                                                     no stock: cancel the intent, record
- *   payment_intent.succeeded       awaiting_payment   drive CONFIRM (as above)
- *                                  authorized,        the intent is succeeded: -> confirmed
- *                                  captured           (no capture call of our own)
- *   payment_intent.payment_failed  awaiting_payment   -> voiding (failed, payment_declined,
- *                                                     the decline code), unless the intent
- *                                                     has been authorized since: then CONFIRM
- *   payment_intent.canceled        awaiting_payment,  -> voiding (cancelled), release
+ *   payment_intent.succeeded       awaiting_payment   DRIVE_CONFIRM (as above)
+ *                                  authorized,        CONFIRM_IF_CAPTURED: the intent is
+ *                                  captured           succeeded: -> confirmed (no capture
+ *                                                     call of our own)
+ *   payment_intent.payment_failed  awaiting_payment   VOID_UNLESS_PAID: -> voiding (failed,
+ *                                                     payment_declined, the decline code),
+ *                                                     unless the intent has been authorized
+ *                                                     since: then DRIVE_CONFIRM
+ *   payment_intent.canceled        awaiting_payment,  CANCEL: -> voiding (cancelled), release
  *                                  authorized
- *   charge.refunded                confirmed          refunded in full: -> refunding
- *                                                     (refunded, release); partial: ignored
- *   anything else, any other state                    recorded, ignored
+ *   charge.refunded                confirmed          REFUND_IF_FULL: refunded in full:
+ *                                                     -> refunding (refunded, release);
+ *                                                     partial: ignored
+ *   anything else, any other state                    IGNORE: recorded, ignored
  *
  * An order whose synchronous checkout has not been answered yet (server flow,
- * a request is driving it right now) is left to that request, so a webhook
- * never takes the checkout's answer from it: the request, or recovery if it
- * died, finishes the order. Moves check their from-state atomically
- * (co_transition), so an event racing another move loses harmlessly and is
- * recorded as ignored. */
+ * a request is driving it right now) is left to that request (IN_PROGRESS), so
+ * a webhook never takes the checkout's answer from it: the request, or
+ * recovery if it died, finishes the order. Moves check their from-state
+ * atomically (co_transition), so an event racing another move loses harmlessly
+ * and is recorded as ignored. */
 #include "co_log.h"
-#include "co_store.h"
-#include "saga.h"
+#include "events.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static void arm(co_saga *s, const co_pay_event *ev)
+#define EV_CAPTURABLE "payment_intent.amount_capturable_updated"
+#define EV_SUCCEEDED "payment_intent.succeeded"
+#define EV_FAILED "payment_intent.payment_failed"
+#define EV_CANCELED "payment_intent.canceled"
+#define EV_REFUNDED "charge.refunded"
+
+static const struct {
+    const char *type;
+    co_state state;
+    co_event_action action;
+} table[] = {
+    {EV_CAPTURABLE, CO_ST_AWAITING_PAYMENT, CO_EV_DRIVE_CONFIRM},
+    {EV_CAPTURABLE, CO_ST_EXPIRED, CO_EV_LATE_AUTHORIZATION},
+    {EV_SUCCEEDED, CO_ST_AWAITING_PAYMENT, CO_EV_DRIVE_CONFIRM},
+    {EV_SUCCEEDED, CO_ST_AUTHORIZED, CO_EV_CONFIRM_IF_CAPTURED},
+    {EV_SUCCEEDED, CO_ST_CAPTURED, CO_EV_CONFIRM_IF_CAPTURED},
+    {EV_FAILED, CO_ST_AWAITING_PAYMENT, CO_EV_VOID_UNLESS_PAID},
+    {EV_CANCELED, CO_ST_AWAITING_PAYMENT, CO_EV_CANCEL},
+    {EV_CANCELED, CO_ST_AUTHORIZED, CO_EV_CANCEL},
+    {EV_REFUNDED, CO_ST_CONFIRMED, CO_EV_REFUND_IF_FULL},
+};
+
+co_event_action co_event_decide(const char *type, co_state st, bool answer_pending)
 {
-    s->event_id = ev->id;
-    s->event_type = ev->type;
+    bool known = false;
+
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        if (strcmp(table[i].type, type) != 0)
+            continue;
+        known = true;
+        if (table[i].state == st)
+            return answer_pending ? CO_EV_IN_PROGRESS : table[i].action;
+    }
+    return known ? CO_EV_IGNORE : CO_EV_UNHANDLED_TYPE;
 }
 
-static void disarm(co_saga *s)
+/* ------------------------------------------------------------ recording */
+
+static void arm(co_run *r, const co_pay_event *ev)
 {
-    s->event_id = NULL;
-    s->event_type = NULL;
+    r->event_id = ev->id;
+    r->event_type = ev->type;
+}
+
+static void disarm(co_run *r)
+{
+    r->event_id = NULL;
+    r->event_type = NULL;
 }
 
 /* Records an event that changed nothing. */
-static co_event_result record(co_saga *s, const co_pay_event *ev, const co_order *o,
+static co_event_result record(co_run *r, const co_pay_event *ev, const co_order *o,
                               const char *outcome, co_event_outcome *out)
 {
+    const co_store_port *st = &r->saga->store;
+    co_event_record rec = {.event_id = ev->id, .type = ev->type,
+                           .payment_intent = ev->payment_intent,
+                           .order_id = o ? o->id : NULL, .outcome = outcome};
     bool fresh = false;
 
-    if (co_store_record_event(s->db, ev->id, ev->type, ev->payment_intent, o ? o->id : NULL,
-                              outcome, &fresh) != CO_DB_ROWS)
+    if (st->record_event(st->impl, &rec, &fresh) != CO_STORE_OK)
         return CO_EVENT_RETRY;
     if (!fresh) {
         snprintf(out->outcome, sizeof out->outcome, "duplicate");
@@ -69,7 +112,7 @@ static co_event_result record(co_saga *s, const co_pay_event *ev, const co_order
 }
 
 /* why NULL: "the order is <state>". */
-static co_event_result ignore(co_saga *s, const co_pay_event *ev, const co_order *o,
+static co_event_result ignore(co_run *r, const co_pay_event *ev, const co_order *o,
                               const char *why, co_event_outcome *out)
 {
     char outcome[128];
@@ -78,278 +121,258 @@ static co_event_result ignore(co_saga *s, const co_pay_event *ev, const co_order
         snprintf(outcome, sizeof outcome, "ignored: %s", why);
     else
         snprintf(outcome, sizeof outcome, "ignored: order %s", co_state_name(o->status));
-    return record(s, ev, o, outcome, out);
+    return record(r, ev, o, outcome, out);
 }
 
 /* After a move or drive that ev started: applied when a transition recorded
- * ev (co_saga_transition clears s->event_id then); otherwise nothing moved,
+ * ev (co_saga_transition clears r->event_id then); otherwise nothing moved,
  * and ev is recorded as ignored -- unless the reason was an outage, when it is
  * left unrecorded for the provider to deliver again. */
-static co_event_result settle(co_saga *s, const co_pay_event *ev, const co_order *o, co_step step,
+static co_event_result settle(co_run *r, const co_pay_event *ev, const co_order *o, co_step step,
                               co_event_outcome *out)
 {
     out->status = o->status;
-    if (s->event_id == NULL) {
+    if (r->event_id == NULL) {
         snprintf(out->outcome, sizeof out->outcome, "applied: %s", co_state_name(o->status));
         return CO_EVENT_APPLIED;
     }
-    disarm(s);
+    disarm(r);
     switch (step) {
     case CO_STEP_RETRY:
         return CO_EVENT_RETRY;
     case CO_STEP_LOST:
         /* Someone else moved the order first (or this very event, delivered
          * twice at once: then record() answers duplicate). */
-        return ignore(s, ev, o, "order moved concurrently", out);
+        return ignore(r, ev, o, "order moved concurrently", out);
     default:
-        return ignore(s, ev, o, NULL, out);
+        return ignore(r, ev, o, NULL, out);
     }
 }
 
-static co_event_result drive(co_saga *s, const co_pay_event *ev, co_order *o, co_drive_mode mode,
+static co_event_result drive(co_run *r, const co_pay_event *ev, co_order *o, co_drive_mode mode,
                              co_event_outcome *out)
 {
-    arm(s, ev);
-    return settle(s, ev, o, co_saga_drive(s, o, mode), out);
+    arm(r, ev);
+    return settle(r, ev, o, co_saga_drive(r, o, mode), out);
 }
 
 /* One move caused by ev, then ordinary driving. */
-static co_event_result move(co_saga *s, const co_pay_event *ev, co_order *o, co_state to,
+static co_event_result move(co_run *r, const co_pay_event *ev, co_order *o, co_state to,
                             const co_change *ch, co_event_outcome *out)
 {
     co_step step;
 
-    arm(s, ev);
-    step = co_saga_transition(s, o, to, ch);
+    arm(r, ev);
+    step = co_saga_transition(r, o, to, ch);
     if (step == CO_STEP_MOVED)
-        step = co_saga_drive(s, o, CO_DRIVE_FORWARD);
-    return settle(s, ev, o, step, out);
-}
-
-/* The intent's status at the provider into status (32 bytes). */
-static co_pay_status intent_status(co_saga *s, const co_order *o, char status[32])
-{
-    co_pay_result res;
-    co_pay_status st = s->pay.retrieve(s->pay.impl, o->payment_intent, &res);
-
-    snprintf(status, 32, "%s", st == CO_PAY_OK ? res.pi.status : "");
-    return st;
+        step = co_saga_drive(r, o, CO_DRIVE_FORWARD);
+    return settle(r, ev, o, step, out);
 }
 
 /* The intent's status, for an event whose effect depends on it. False when
  * the caller must return *result instead: RETRY when the provider cannot be
  * reached (not knowing is not "not paid"), or the event recorded as ignored
  * when the intent cannot be read at all. */
-static bool read_intent(co_saga *s, const co_pay_event *ev, co_order *o, char status[32],
+static bool read_intent(co_run *r, const co_pay_event *ev, co_order *o, co_intent_status *status,
                         co_event_outcome *out, co_event_result *result)
 {
-    switch (intent_status(s, o, status)) {
-    case CO_PAY_OK:
+    co_payment res;
+
+    switch (r->saga->pay.retrieve(r->saga->pay.impl, o->payment_intent, &res)) {
+    case CO_PAYMENT_OK:
+        *status = res.status;
         return true;
-    case CO_PAY_UNAVAILABLE:
+    case CO_PAYMENT_UNKNOWN:
+    case CO_PAYMENT_IN_USE:
         *result = CO_EVENT_RETRY;
         return false;
     default:
-        *result = ignore(s, ev, o, "payment intent unreadable", out);
+        *result = ignore(r, ev, o, "payment intent unreadable", out);
         return false;
     }
 }
 
-/* ------------------------------------------------------------ the events */
+/* ------------------------------------------------------------ the actions */
 
 /* An expired order whose shopper paid after all: take the stock again if it
  * is still there, else give the money back. */
-static co_event_result late_authorization(co_saga *s, const co_pay_event *ev, co_order *o,
+static co_event_result late_authorization(co_run *r, const co_pay_event *ev, co_order *o,
                                           co_event_outcome *out)
 {
-    char status[32], key[80];
-    co_pay_result res;
+    char key[80];
+    co_intent_status status;
+    co_payment res;
     co_change ch = CO_CHANGE_INIT;
     co_step step;
     co_event_result result;
 
-    if (!read_intent(s, ev, o, status, out, &result))
+    if (!read_intent(r, ev, o, &status, out, &result))
         return result;
-    if (strcmp(status, "requires_capture") != 0)
-        return ignore(s, ev, o, "order expired, authorization no longer open", out);
+    if (status != CO_INTENT_REQUIRES_CAPTURE)
+        return ignore(r, ev, o, "order expired, authorization no longer open", out);
     ch.reason = "late_authorization";
     ch.take = true;
-    arm(s, ev);
-    step = co_saga_transition(s, o, CO_ST_AUTHORIZED, &ch);
+    arm(r, ev);
+    step = co_saga_transition(r, o, CO_ST_AUTHORIZED, &ch);
     if (step != CO_STEP_SHORT) {
         if (step == CO_STEP_MOVED)
-            step = co_saga_drive(s, o, CO_DRIVE_FORWARD);
-        return settle(s, ev, o, step, out);
+            step = co_saga_drive(r, o, CO_DRIVE_FORWARD);
+        return settle(r, ev, o, step, out);
     }
     /* The units went to someone else meanwhile: void the authorization. */
-    disarm(s);
+    disarm(r);
     co_saga_key(o, "late_cancel", key);
-    switch (s->pay.cancel(s->pay.impl, o->payment_intent, key, &res)) {
-    case CO_PAY_OK:
+    switch (r->saga->pay.cancel(r->saga->pay.impl, o->payment_intent, key, &res)) {
+    case CO_PAYMENT_OK:
         break;
-    case CO_PAY_UNAVAILABLE:
+    case CO_PAYMENT_UNKNOWN:
+    case CO_PAYMENT_IN_USE:
         return CO_EVENT_RETRY;
-    case CO_PAY_UNEXPECTED_STATE:
-        if (strcmp(res.pi.status, "canceled") == 0)
+    case CO_PAYMENT_WRONG_STATE:
+        if (res.status == CO_INTENT_CANCELED)
             break;
         /* fall through */
     default:
         /* Not recorded: the provider sends the event again and we try again. */
         CO_ERROR("saga", "order %s: late authorization %s cannot be voided (%s)", o->id,
-                 o->payment_intent, res.pi.status);
+                 o->payment_intent, co_intent_status_name(res.status));
         return CO_EVENT_RETRY;
     }
     CO_INFO("saga", "order %s: late authorization voided, out of stock", o->id);
-    return record(s, ev, o, "voided: late authorization, out of stock", out);
+    return record(r, ev, o, "voided: late authorization, out of stock", out);
 }
 
-static co_event_result on_capturable(co_saga *s, const co_pay_event *ev, co_order *o,
-                                     co_event_outcome *out)
+static co_event_result confirm_if_captured(co_run *r, const co_pay_event *ev, co_order *o,
+                                           co_event_outcome *out)
 {
-    switch (o->status) {
-    case CO_ST_AWAITING_PAYMENT:
-        return drive(s, ev, o, CO_DRIVE_CONFIRM, out);
-    case CO_ST_EXPIRED:
-        return late_authorization(s, ev, o, out);
-    default:
-        return ignore(s, ev, o, NULL, out);
-    }
-}
-
-static co_event_result on_succeeded(co_saga *s, const co_pay_event *ev, co_order *o,
-                                    co_event_outcome *out)
-{
-    char status[32];
+    co_intent_status status;
     co_change ch = CO_CHANGE_INIT;
     co_event_result result;
 
-    switch (o->status) {
-    case CO_ST_AWAITING_PAYMENT:
-        /* Possibly before amount_capturable_updated: the retrieve decides. */
-        return drive(s, ev, o, CO_DRIVE_CONFIRM, out);
-    case CO_ST_AUTHORIZED:
-    case CO_ST_CAPTURED:
-        if (o->answer_pending)
-            return ignore(s, ev, o, "checkout in progress", out);
-        if (!read_intent(s, ev, o, status, out, &result))
-            return result;
-        if (strcmp(status, "succeeded") != 0)
-            return ignore(s, ev, o, "payment intent not captured", out);
-        ch.reason = "captured";
-        return move(s, ev, o, CO_ST_CONFIRMED, &ch, out);
-    default:
-        return ignore(s, ev, o, NULL, out);
-    }
+    if (!read_intent(r, ev, o, &status, out, &result))
+        return result;
+    if (status != CO_INTENT_SUCCEEDED)
+        return ignore(r, ev, o, "payment intent not captured", out);
+    ch.reason = "captured";
+    return move(r, ev, o, CO_ST_CONFIRMED, &ch, out);
 }
 
-static co_event_result on_failed(co_saga *s, const co_pay_event *ev, co_order *o,
-                                 co_event_outcome *out)
+static co_event_result void_unless_paid(co_run *r, const co_pay_event *ev, co_order *o,
+                                        co_event_outcome *out)
 {
-    char status[32];
+    co_payment res;
     co_change ch = CO_CHANGE_INIT;
 
-    if (o->status != CO_ST_AWAITING_PAYMENT)
-        return ignore(s, ev, o, NULL, out);
     /* A late report of an earlier attempt, the shopper having paid since.
      * Not knowing is not "not paid": when the provider cannot say, retry. */
-    switch (intent_status(s, o, status)) {
-    case CO_PAY_OK:
-        if (strcmp(status, "requires_capture") == 0 || strcmp(status, "succeeded") == 0)
-            return drive(s, ev, o, CO_DRIVE_CONFIRM, out);
+    switch (r->saga->pay.retrieve(r->saga->pay.impl, o->payment_intent, &res)) {
+    case CO_PAYMENT_OK:
+        if (res.status == CO_INTENT_REQUIRES_CAPTURE || res.status == CO_INTENT_SUCCEEDED)
+            return drive(r, ev, o, CO_DRIVE_CONFIRM, out);
         break;
-    case CO_PAY_UNAVAILABLE:
+    case CO_PAYMENT_UNKNOWN:
+    case CO_PAYMENT_IN_USE:
         return CO_EVENT_RETRY;
     default:
         break;
     }
     ch.reason = "payment_failed";
-    ch.failure_code = "payment_declined";
+    ch.failure_code = CO_FAIL_DECLINED;
     ch.decline_code = ev->decline_code;
     ch.compensate_to = CO_ST_FAILED;
-    return move(s, ev, o, CO_ST_VOIDING, &ch, out);
+    return move(r, ev, o, CO_ST_VOIDING, &ch, out);
 }
 
-static co_event_result on_canceled(co_saga *s, const co_pay_event *ev, co_order *o,
-                                   co_event_outcome *out)
+static co_event_result cancel(co_run *r, const co_pay_event *ev, co_order *o,
+                              co_event_outcome *out)
 {
     co_change ch = CO_CHANGE_INIT;
 
-    if (o->status == CO_ST_AUTHORIZED && o->answer_pending)
-        return ignore(s, ev, o, "checkout in progress", out);
-    if (o->status != CO_ST_AWAITING_PAYMENT && o->status != CO_ST_AUTHORIZED)
-        return ignore(s, ev, o, NULL, out);
     ch.reason = "canceled_at_provider";
     ch.compensate_to = CO_ST_CANCELLED;
-    return move(s, ev, o, CO_ST_VOIDING, &ch, out);
+    return move(r, ev, o, CO_ST_VOIDING, &ch, out);
 }
 
-static co_event_result on_refunded(co_saga *s, const co_pay_event *ev, co_order *o,
-                                   co_event_outcome *out)
+static co_event_result refund_if_full(co_run *r, const co_pay_event *ev, co_order *o,
+                                      co_event_outcome *out)
 {
     char why[96];
     co_change ch = CO_CHANGE_INIT;
 
-    if (o->status != CO_ST_CONFIRMED)
-        return ignore(s, ev, o, NULL, out);
     if (ev->amount_refunded < o->amount) {
         /* The order stays confirmed: goods are not split. An operator
          * refunding part of an order is adjusting the price, not cancelling. */
         snprintf(why, sizeof why, "partial refund (%lld of %lld)", ev->amount_refunded,
                  o->amount);
-        return ignore(s, ev, o, why, out);
+        return ignore(r, ev, o, why, out);
     }
     ch.reason = "refunded_at_provider";
     ch.compensate_to = CO_ST_REFUNDED;
-    return move(s, ev, o, CO_ST_REFUNDING, &ch, out);
+    return move(r, ev, o, CO_ST_REFUNDING, &ch, out);
 }
 
 /* ------------------------------------------------------------ entry */
 
-co_event_result co_saga_event(co_saga *s, const co_pay_event *ev, co_event_outcome *out)
+static co_event_result apply(co_run *r, const co_pay_event *ev, co_order *o,
+                             co_event_outcome *out)
 {
-    static const struct {
-        const char *type;
-        co_event_result (*fn)(co_saga *, const co_pay_event *, co_order *, co_event_outcome *);
-    } handlers[] = {
-        {"payment_intent.amount_capturable_updated", on_capturable},
-        {"payment_intent.succeeded", on_succeeded},
-        {"payment_intent.payment_failed", on_failed},
-        {"payment_intent.canceled", on_canceled},
-        {"charge.refunded", on_refunded},
-    };
-    co_event_result (*fn)(co_saga *, const co_pay_event *, co_order *, co_event_outcome *) = NULL;
+    const co_store_port *st = &r->saga->store;
+    co_event_action action = co_event_decide(ev->type, CO_ST_NONE, false);
     char order_id[37];
     bool seen = false;
-    co_order o;
-    co_db_status st;
+    co_store_rc rc;
 
-    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
-        if (strcmp(handlers[i].type, ev->type) == 0)
-            fn = handlers[i].fn;
-    memset(out, 0, sizeof *out);
-    out->status = CO_ST_NONE;
-    disarm(s);
-    st = co_store_event_lookup(s->db, ev->id, ev->order_id, ev->payment_intent, &seen, order_id);
-    if (st != CO_DB_ROWS)
+    rc = st->event_lookup(st->impl, ev->id, ev->order_id, ev->payment_intent, &seen, order_id);
+    if (rc != CO_STORE_OK)
         return CO_EVENT_RETRY;
     if (seen) {
         snprintf(out->outcome, sizeof out->outcome, "duplicate");
         return CO_EVENT_DUPLICATE;
     }
     if (order_id[0] != '\0') {
-        st = co_store_load_order(s->db, order_id, &o);
-        if (st < 0)
+        rc = st->load_order(st->impl, order_id, o);
+        if (rc < 0)
             return CO_EVENT_RETRY;
-        if (st == CO_DB_NONE)
+        if (rc == CO_STORE_NONE)
             order_id[0] = '\0';
     }
-    if (fn == NULL)
-        return record(s, ev, order_id[0] ? &o : NULL, "ignored: event type not handled", out);
+    if (action == CO_EV_UNHANDLED_TYPE)
+        return record(r, ev, order_id[0] ? o : NULL, "ignored: event type not handled", out);
     if (order_id[0] == '\0')
-        return record(s, ev, NULL, "ignored: unknown payment intent", out);
-    snprintf(out->order_id, sizeof out->order_id, "%s", o.id);
-    out->status = o.status;
-    if (o.payment_intent[0] == '\0')
-        return ignore(s, ev, &o, "order has no payment intent yet", out);
-    return fn(s, ev, &o, out);
+        return record(r, ev, NULL, "ignored: unknown payment intent", out);
+    snprintf(out->order_id, sizeof out->order_id, "%s", o->id);
+    out->status = o->status;
+    if (o->payment_intent[0] == '\0')
+        return ignore(r, ev, o, "order has no payment intent yet", out);
+    switch (co_event_decide(ev->type, o->status, o->answer_pending)) {
+    case CO_EV_DRIVE_CONFIRM:
+        return drive(r, ev, o, CO_DRIVE_CONFIRM, out);
+    case CO_EV_LATE_AUTHORIZATION:
+        return late_authorization(r, ev, o, out);
+    case CO_EV_CONFIRM_IF_CAPTURED:
+        return confirm_if_captured(r, ev, o, out);
+    case CO_EV_VOID_UNLESS_PAID:
+        return void_unless_paid(r, ev, o, out);
+    case CO_EV_CANCEL:
+        return cancel(r, ev, o, out);
+    case CO_EV_REFUND_IF_FULL:
+        return refund_if_full(r, ev, o, out);
+    case CO_EV_IN_PROGRESS:
+        return ignore(r, ev, o, "checkout in progress", out);
+    default:
+        return ignore(r, ev, o, NULL, out);
+    }
+}
+
+co_event_result co_saga_event(const co_saga *s, const co_pay_event *ev, co_event_outcome *out)
+{
+    co_run run = co_run_begin(s);
+    co_order o;
+    co_event_result result;
+
+    memset(out, 0, sizeof *out);
+    out->status = CO_ST_NONE;
+    result = apply(&run, ev, &o, out);
+    co_run_end(&run);
+    return result;
 }

@@ -1,28 +1,28 @@
 /* refunding: compensation after capture. Refund in full, release, refunded. */
 #include "co_log.h"
 #include "co_metrics.h"
-#include "saga.h"
+#include "steps.h"
 
 #include <string.h>
 
-co_step co_step_refunding(co_saga *s, co_order *o)
+co_step co_step_refunding(co_run *r, co_order *o)
 {
     char key[80];
-    co_pay_result res;
-    co_pay_status st;
+    co_payment res;
+    co_payment_result st;
     co_change ch = CO_CHANGE_INIT;
 
     co_saga_key(o, "refund", key);
-    st = s->pay.refund(s->pay.impl, o->payment_intent, key, &res);
-    co_saga_crash_point(s, "after_refund_call");
-    if (st == CO_PAY_NOT_FOUND || st == CO_PAY_REJECTED || st == CO_PAY_UNEXPECTED_STATE) {
+    st = r->saga->pay.refund(r->saga->pay.impl, o->payment_intent, key, &res);
+    co_saga_crash_point(r, "after_refund_call");
+    if (st == CO_PAYMENT_NOT_FOUND || st == CO_PAYMENT_REFUSED || st == CO_PAYMENT_WRONG_STATE) {
         /* Refused for good: if nothing was ever captured there is nothing to
          * give back, and the order can end; if money is held, keep trying
          * (and say so loudly) rather than end with it kept. */
-        co_pay_result pi;
-        if (s->pay.retrieve(s->pay.impl, o->payment_intent, &pi) == CO_PAY_OK &&
-            strcmp(pi.pi.status, "succeeded") != 0) {
-            st = CO_PAY_ALREADY_REFUNDED;
+        co_payment pi;
+        if (r->saga->pay.retrieve(r->saga->pay.impl, o->payment_intent, &pi) == CO_PAYMENT_OK &&
+            pi.status != CO_INTENT_SUCCEEDED) {
+            st = CO_PAYMENT_ALREADY_REFUNDED;
             ch.reason = "nothing_captured";
         } else {
             CO_ERROR("saga", "order %s: refund refused (%s); needs an operator if it persists",
@@ -30,12 +30,12 @@ co_step co_step_refunding(co_saga *s, co_order *o)
             co_metric_add("refund_refused", 1);
             return CO_STEP_RETRY;
         }
-    } else if (st != CO_PAY_OK && st != CO_PAY_ALREADY_REFUNDED) {
-        CO_WARN("saga", "order %s: refund %s, will retry", o->id, co_pay_status_name(st));
+    } else if (st != CO_PAYMENT_OK && st != CO_PAYMENT_ALREADY_REFUNDED) {
+        CO_WARN("saga", "order %s: refund %s, will retry", o->id, co_payment_result_name(st));
         return CO_STEP_RETRY;
     }
     if (ch.reason == NULL)
-        ch.reason = st == CO_PAY_OK ? "refunded" : "already_refunded";
+        ch.reason = st == CO_PAYMENT_OK ? "refunded" : "already_refunded";
     ch.release = true;
-    return co_saga_transition(s, o, CO_ST_REFUNDED, &ch);
+    return co_saga_transition(r, o, CO_ST_REFUNDED, &ch);
 }

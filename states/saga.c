@@ -1,7 +1,8 @@
 /* Driving an order: run the step of its state until it waits, ends, or cannot
  * go on now (then recovery picks it up once its lease lapses). */
 #include "co_log.h"
-#include "saga.h"
+#include "co_metrics.h"
+#include "steps.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -9,13 +10,59 @@
 #include <string.h>
 #include <unistd.h>
 
-void co_saga_reset(co_saga *s)
+co_run co_run_begin(const co_saga *s)
 {
-    free(s->answer_body);
-    s->answer_body = NULL;
-    s->answer_status = 0;
-    s->event_id = NULL;
-    s->event_type = NULL;
+    return (co_run){.saga = s};
+}
+
+void co_run_end(co_run *r)
+{
+    co_answer_clear(&r->answer);
+    r->event_id = NULL;
+    r->event_type = NULL;
+}
+
+void co_answer_clear(co_answer *a)
+{
+    free(a->body);
+    a->body = NULL;
+    a->code = 0;
+}
+
+const char *co_payment_result_name(co_payment_result r)
+{
+    static const char *const names[] = {
+        [CO_PAYMENT_OK] = "ok",
+        [CO_PAYMENT_DECLINED] = "declined",
+        [CO_PAYMENT_WRONG_STATE] = "wrong_state",
+        [CO_PAYMENT_NOT_FOUND] = "not_found",
+        [CO_PAYMENT_ALREADY_REFUNDED] = "already_refunded",
+        [CO_PAYMENT_REFUSED] = "refused",
+        [CO_PAYMENT_UNKNOWN] = "unknown",
+        [CO_PAYMENT_IN_USE] = "in_use",
+    };
+
+    if ((unsigned)r >= sizeof names / sizeof names[0])
+        return "unknown";
+    return names[r];
+}
+
+const char *co_intent_status_name(co_intent_status st)
+{
+    static const char *const names[] = {
+        [CO_INTENT_OTHER] = "other",
+        [CO_INTENT_REQUIRES_PAYMENT_METHOD] = "requires_payment_method",
+        [CO_INTENT_REQUIRES_CONFIRMATION] = "requires_confirmation",
+        [CO_INTENT_REQUIRES_ACTION] = "requires_action",
+        [CO_INTENT_PROCESSING] = "processing",
+        [CO_INTENT_REQUIRES_CAPTURE] = "requires_capture",
+        [CO_INTENT_SUCCEEDED] = "succeeded",
+        [CO_INTENT_CANCELED] = "canceled",
+    };
+
+    if ((unsigned)st >= sizeof names / sizeof names[0])
+        return "other";
+    return names[st];
 }
 
 void co_saga_key(const co_order *o, const char *step, char out[80])
@@ -23,41 +70,41 @@ void co_saga_key(const co_order *o, const char *step, char out[80])
     snprintf(out, 80, "%s:%s", o->id, step);
 }
 
-void co_saga_crash_point(const co_saga *s, const char *name)
+void co_saga_crash_point(const co_run *r, const char *name)
 {
-    if (s->crash_at == NULL || strcmp(s->crash_at, name) != 0)
+    if (r->saga->crash_at == NULL || strcmp(r->saga->crash_at, name) != 0)
         return;
     CO_WARN("saga", "crash point %s: SIGKILL", name);
     kill(getpid(), SIGKILL);
 }
 
-co_step co_saga_drive(co_saga *s, co_order *o, co_drive_mode mode)
+co_step co_saga_drive(co_run *r, co_order *o, co_drive_mode mode)
 {
     /* A bound, not a limit we expect to reach: the longest path has 5 moves. */
     for (int moves = 0; moves < 12; moves++) {
-        co_step r;
+        co_step st;
 
         switch (o->status) {
         case CO_ST_RESERVED:
-            r = co_step_reserved(s, o);
+            st = co_step_reserved(r, o);
             break;
         case CO_ST_AWAITING_PAYMENT:
-            r = co_step_awaiting_payment(s, o, mode);
+            st = co_step_awaiting_payment(r, o, mode);
             break;
         case CO_ST_AUTHORIZED:
-            r = co_step_authorized(s, o);
+            st = co_step_authorized(r, o);
             break;
         case CO_ST_CAPTURED:
-            r = co_step_captured(s, o);
+            st = co_step_captured(r, o);
             break;
         case CO_ST_VOIDING:
-            r = co_step_voiding(s, o);
+            st = co_step_voiding(r, o);
             break;
         case CO_ST_REFUNDING:
-            r = co_step_refunding(s, o);
+            st = co_step_refunding(r, o);
             break;
         case CO_ST_CONFIRMED:
-            r = co_step_confirmed(s, o, mode);
+            st = co_step_confirmed(r, o, mode);
             break;
         case CO_ST_PENDING:
         case CO_ST_FAILED:
@@ -68,8 +115,8 @@ co_step co_saga_drive(co_saga *s, co_order *o, co_drive_mode mode)
         default:
             abort();
         }
-        if (r != CO_STEP_MOVED)
-            return r;
+        if (st != CO_STEP_MOVED)
+            return st;
         /* A cancel is carried out once; what follows is ordinary driving. */
         if (mode == CO_DRIVE_CANCEL)
             mode = CO_DRIVE_FORWARD;
@@ -77,12 +124,7 @@ co_step co_saga_drive(co_saga *s, co_order *o, co_drive_mode mode)
     return CO_STEP_RETRY;
 }
 
-bool co_saga_contended(co_pay_status st, const co_pay_result *res)
-{
-    return st == CO_PAY_UNAVAILABLE && res->http_status == 409;
-}
-
-co_step co_saga_void(co_saga *s, co_order *o, const char *code, const co_pay_result *res,
+co_step co_saga_void(co_run *r, co_order *o, const char *code, const co_payment *res,
                      co_state via)
 {
     co_change ch = CO_CHANGE_INIT;
@@ -95,41 +137,37 @@ co_step co_saga_void(co_saga *s, co_order *o, const char *code, const co_pay_res
     ch.compensate_to = CO_ST_FAILED;
     if (res->decline_code[0] != '\0')
         ch.decline_code = res->decline_code;
-    if (res->pi.id[0] != '\0' && o->payment_intent[0] == '\0')
-        ch.payment_intent = res->pi.id;
-    return co_saga_transition(s, o, CO_ST_VOIDING, &ch);
+    if (res->intent[0] != '\0' && o->payment_intent[0] == '\0')
+        ch.payment_intent = res->intent;
+    return co_saga_transition(r, o, CO_ST_VOIDING, &ch);
 }
 
-/* ------------------------------------------------ the libcurl-backed port */
+/* ---------------------------------------------------------- recovery */
 
-static co_pay_status port_create(void *impl, const co_pi_create_params *p, const char *key,
-                                 co_pay_result *out)
+int co_saga_recover(const co_saga *s, int max, const atomic_bool *stop)
 {
-    return co_stripe_create_intent(impl, p, key, out);
-}
+    char ids[16][37];
+    int n = 0;
+    int driven = 0;
 
-static co_pay_status port_retrieve(void *impl, const char *pi, co_pay_result *out)
-{
-    return co_stripe_retrieve_intent(impl, pi, out);
-}
+    if (max > 16)
+        max = 16;
+    if (s->store.claim_stalled(s->store.impl, s->owner, s->lease_seconds, max, ids, &n) < 0)
+        return 0;
+    for (int i = 0; i < n && !atomic_load(stop); i++) {
+        co_run run = co_run_begin(s);
+        co_order o;
+        co_step step;
 
-static co_pay_status port_capture(void *impl, const char *pi, const char *key, co_pay_result *out)
-{
-    return co_stripe_capture(impl, pi, -1, key, out);
-}
-
-static co_pay_status port_cancel(void *impl, const char *pi, const char *key, co_pay_result *out)
-{
-    return co_stripe_cancel(impl, pi, key, out);
-}
-
-static co_pay_status port_refund(void *impl, const char *pi, const char *key, co_pay_result *out)
-{
-    return co_stripe_refund(impl, pi, -1, key, out);
-}
-
-co_pay_port co_pay_port_stripe(co_stripe *client)
-{
-    return (co_pay_port){.impl = client, .create = port_create, .retrieve = port_retrieve,
-                         .capture = port_capture, .cancel = port_cancel, .refund = port_refund};
+        if (s->store.load_order(s->store.impl, ids[i], &o) != CO_STORE_OK)
+            continue;
+        CO_INFO("recovery", "order %s: resuming from %s", o.id, co_state_name(o.status));
+        step = co_saga_drive(&run, &o, CO_DRIVE_FORWARD);
+        co_run_end(&run);
+        co_metric_add("recovery_driven", 1);
+        driven++;
+        if (step == CO_STEP_RETRY)
+            CO_WARN("recovery", "order %s: still %s, will retry", o.id, co_state_name(o.status));
+    }
+    return driven;
 }

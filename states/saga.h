@@ -1,175 +1,84 @@
-/* The checkout saga: its states, the one function that moves an order between
- * them, and the steps that drive an order forward or compensate it.
+/* The checkout saga: what handlers and background jobs call. It decides;
+ * it reaches Postgres and the payment provider only through the two ports it
+ * owns (store_port.h, pay_port.h), and knows nothing of HTTP.
  *
- * The saga reaches Postgres only through co_store.h and the payment provider
- * only through co_pay_port (below), and never holds a row lock across a call
- * to the provider: every step is "call the provider, then make one transition
- * durable in one round trip". Each provider call carries an Idempotency-Key
- * derived from the order and the step ("<order id>:<step>"), so a step that is
- * run again after a crash or a lost answer never charges twice. */
+ * It never holds a row lock across a call to the provider: every step is
+ * "call the provider, then make one transition durable in one round trip".
+ * Each provider call carries an Idempotency-Key derived from the order and the
+ * step ("<order id>:<step>"), so a step that is run again after a crash or a
+ * lost answer never charges twice. */
 #ifndef CO_SAGA_H
 #define CO_SAGA_H
 
-#include "co_db.h"
-#include "co_stripe.h"
+#include "order.h"
+#include "pay_port.h"
+#include "store_port.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
-typedef enum {
-    CO_ST_NONE = -1,
-    CO_ST_PENDING,          /* order and lines written; no stock held (never left so by the saga) */
-    CO_ST_RESERVED,         /* stock held; no payment call has been answered yet */
-    CO_ST_AWAITING_PAYMENT, /* mobile flow: PaymentIntent created, client_secret handed out;
-                             * stock held until reservation_expires_at */
-    CO_ST_AUTHORIZED,       /* PaymentIntent requires_capture for the amount; stock held */
-    CO_ST_CAPTURED,         /* money captured; stock held; confirmation is a DB step only */
-    CO_ST_CONFIRMED,        /* terminal: one captured payment of the amount; stock sold */
-    CO_ST_VOIDING,          /* compensating, nothing captured (as far as we know): cancel the
-                             * PaymentIntent if there is one, release, end in compensate_to */
-    CO_ST_REFUNDING,        /* compensating after capture: refund, release, end in refunded */
-    CO_ST_FAILED,           /* terminal: no stock held, no money held; failure_code says why */
-    CO_ST_EXPIRED,          /* terminal: the unpaid reservation lapsed */
-    CO_ST_CANCELLED,        /* terminal: cancelled before capture */
-    CO_ST_REFUNDED,         /* terminal: captured, then refunded in full */
-} co_state;
-
-const char *co_state_name(co_state st);
-co_state co_state_parse(const char *name);
-bool co_state_terminal(co_state st);
-
-/* An order as the saga sees it (loaded by co_store_load_order). */
+/* What the saga runs with: its ports and its identity. Set up once per
+ * worker; the saga only reads it, and keeps no state of a request in it. */
 typedef struct {
-    char id[37];
-    char user_id[37];
-    co_state status;
-    bool mobile;
-    char payment_method[256];
-    long long amount;
-    char currency[8];
-    char payment_intent[64];
-    char client_secret[160];
-    char failure_code[64];
-    char decline_code[64];
-    char failure_detail[64];  /* out_of_stock: the short item */
-    co_state compensate_to;
-    char expires_at[32];    /* ISO 8601 UTC, "" when none */
-    bool expired;           /* reservation_expires_at has passed */
-    bool stock_held;
-    bool answer_pending;    /* its checkout has not been answered yet */
-} co_order;
-
-/* The payment provider as the saga needs it; tests may supply their own. */
-typedef struct {
-    void *impl;
-    co_pay_status (*create)(void *impl, const co_pi_create_params *p, const char *key,
-                            co_pay_result *out);
-    co_pay_status (*retrieve)(void *impl, const char *pi, co_pay_result *out);
-    co_pay_status (*capture)(void *impl, const char *pi, const char *key, co_pay_result *out);
-    co_pay_status (*cancel)(void *impl, const char *pi, const char *key, co_pay_result *out);
-    co_pay_status (*refund)(void *impl, const char *pi, const char *key, co_pay_result *out);
-} co_pay_port;
-
-/* The provider port backed by the libcurl client. */
-co_pay_port co_pay_port_stripe(co_stripe *client);
-
-typedef struct {
-    co_db *db;
+    co_store_port store;
     co_pay_port pay;
     const char *owner;      /* lease owner: this process */
     int lease_seconds;
     const char *crash_at;   /* test-only: SIGKILL ourselves at this named step */
-    /* In: a provider event that caused this drive (webhooks). The next
-     * transition records it in the same transaction and then clears these;
-     * a transition of an event applied before answers CO_STEP_LOST. */
-    const char *event_id;
-    const char *event_type;
-    /* Out: the checkout's first answer, when a transition of this run stored it. */
-    unsigned answer_status;
-    char *answer_body;      /* malloc'd; co_saga_reset frees */
 } co_saga;
 
-void co_saga_reset(co_saga *s);
+/* ------------------------------------------------------------- checkout */
 
-/* What a step did. */
 typedef enum {
-    CO_STEP_MOVED,    /* a transition was made: drive on */
-    CO_STEP_WAIT,     /* nothing to do now (waiting for the shopper, or terminal) */
-    CO_STEP_RETRY,    /* the provider or the DB is unreachable: recovery retries later */
-    CO_STEP_LOST,     /* someone else moved the order first: leave it to them */
-    CO_STEP_SHORT,    /* a transition with take=true found too little stock: nothing changed */
-} co_step;
+    CO_CHECKOUT_ANSWERED,    /* answer is the checkout's answer (replayed: given before) */
+    CO_CHECKOUT_REUSED,      /* the key was used with another body */
+    CO_CHECKOUT_IN_PROGRESS, /* the key's first request is still running (order_id) */
+    CO_CHECKOUT_UNDECIDED,   /* the order (order_id) could not be decided now; recovery
+                              * finishes it and a retry with the key gets the answer */
+    CO_CHECKOUT_REFUSED,     /* the cart: refusal says why, nothing was written */
+    CO_CHECKOUT_UNAVAILABLE, /* the store failed: rc says how, nothing was decided */
+} co_checkout_kind;
 
-/* The changes a transition makes beside the status. */
 typedef struct {
-    const char *reason;         /* history row reason, e.g. a failure code */
-    bool release;               /* give the stock back in the same transaction */
-    bool take;                  /* take the stock again (late authorization) */
-    const char *payment_intent;
-    const char *client_secret;
-    const char *failure_code;
-    const char *decline_code;
-    co_state compensate_to;     /* for voiding/refunding; CO_ST_NONE otherwise */
-    co_state via;               /* a state passed through on the way, with no commit
-                                 * of its own (history still shows it); CO_ST_NONE */
-} co_change;
-#define CO_CHANGE_INIT {.compensate_to = CO_ST_NONE, .via = CO_ST_NONE}
+    co_checkout_kind kind;
+    co_answer answer;       /* ANSWERED; co_checkout_result_clear frees it */
+    bool replayed;
+    char order_id[37];
+    co_state status;        /* the order's state when answered, CO_ST_NONE if unknown */
+    bool out_of_stock;      /* answered now: the cart could not be reserved */
+    co_store_refusal refusal;
+    co_store_rc rc;
+} co_checkout_result;
 
-/* The one function that moves an order. Checks the move is legal (aborts on a
- * move the state machine does not have: that is a bug), writes it with its
- * history row(s) in one transaction, stores the checkout's first answer if the
- * new state decides it, and updates *o. CO_STEP_LOST when the order had moved. */
-co_step co_saga_transition(co_saga *s, co_order *o, co_state to, const co_change *ch);
+/* POST /v1/checkout after parsing: idempotency, order and reservation in one
+ * round trip, then the saga driven until it answers. a->order_id is the id a
+ * new order gets. */
+void co_saga_checkout(const co_saga *s, const co_checkout_args *a, co_checkout_result *out);
+void co_checkout_result_clear(co_checkout_result *r);
 
-/* The checkout's answer for an order in a deciding state: status and a
- * malloc'd JSON body; false when the state decides nothing. */
-bool co_saga_answer(const co_order *o, unsigned *status, char **body);
+/* ------------------------------------------------- the shopper's order moves */
 
-/* How the drive was started. */
 typedef enum {
-    CO_DRIVE_FORWARD,  /* run steps until the order waits or ends */
-    CO_DRIVE_CONFIRM,  /* also: the shopper (or a webhook) says an awaiting payment is done */
-    CO_DRIVE_CANCEL,   /* the shopper cancels */
-} co_drive_mode;
+    CO_ORDER_DONE,          /* done, or nothing to do: *o is the order now */
+    CO_ORDER_NOT_FOUND,     /* no such order, or not the user's */
+    CO_ORDER_UNAVAILABLE,   /* the store cannot be reached */
+    CO_ORDER_RUNNING,       /* its checkout is still running: not yet */
+    CO_ORDER_ENDED,         /* it has ended in a way this cannot change */
+    CO_ORDER_UNPAID,        /* confirm: the payment is not authorized yet */
+} co_order_result;
 
-/* Drives an order until it waits, ends, or cannot go on now. Returns the last
- * step's result; *o holds the order as it was left. */
-co_step co_saga_drive(co_saga *s, co_order *o, co_drive_mode mode);
+/* Cancels the order: voids or refunds and releases. user_id NULL: any owner. */
+co_order_result co_saga_cancel(const co_saga *s, const char *order_id, const char *user_id,
+                               co_order *o);
+/* The shopper's app says the payment is done: look, and capture if it is. */
+co_order_result co_saga_confirm(const co_saga *s, const char *order_id, const char *user_id,
+                                co_order *o);
 
-/* Test-only crash points: SIGKILL this process when name matches crash_at. */
-void co_saga_crash_point(const co_saga *s, const char *name);
+/* ---------------------------------------------------------- recovery */
 
-/* The steps, one file each in states/. Each makes at most one provider call
- * and one transition. */
-co_step co_step_reserved(co_saga *s, co_order *o);
-co_step co_step_awaiting_payment(co_saga *s, co_order *o, co_drive_mode mode);
-co_step co_step_authorized(co_saga *s, co_order *o);
-co_step co_step_captured(co_saga *s, co_order *o);
-co_step co_step_voiding(co_saga *s, co_order *o);
-co_step co_step_refunding(co_saga *s, co_order *o);
-co_step co_step_confirmed(co_saga *s, co_order *o, co_drive_mode mode);
-
-/* The create call of the order's flow (authorize, or create for the app), with
- * its fixed idempotency key; voiding repeats it to learn a lost answer. */
-co_pay_status co_saga_create_intent(co_saga *s, const co_order *o, co_pay_result *res);
-
-/* Starts compensation before capture: -> voiding, ending in failed with code
- * (and the provider's decline code and PaymentIntent id from res, if any).
- * via as in co_change. */
-co_step co_saga_void(co_saga *s, co_order *o, const char *code, const co_pay_result *res,
-                     co_state via);
-
-/* Captures the authorized PaymentIntent o->payment_intent and confirms, or
- * starts voiding. via is CO_ST_AUTHORIZED when the authorization has not been
- * committed on its own (the server flow's second commit carries both). */
-co_step co_saga_capture(co_saga *s, co_order *o, co_state via);
-
-/* True when a provider call failed because another process is making the
- * same keyed call right now (409 idempotency_key_in_use after the client's
- * retries): someone else is driving this order, so do not compensate. */
-bool co_saga_contended(co_pay_status st, const co_pay_result *res);
-
-/* Builds "<order id>:<step>" into out (80 bytes). */
-void co_saga_key(const co_order *o, const char *step, char out[80]);
+/* Leases up to max (at most 16) stalled orders and drives each on. Returns
+ * how many it drove; stops early when *stop becomes true. */
+int co_saga_recover(const co_saga *s, int max, const atomic_bool *stop);
 
 /* ------------------------------------------- provider events (states/events.c) */
 
@@ -200,10 +109,10 @@ typedef struct {
 } co_event_outcome;
 
 /* Applies a provider event at most once: finds its order (metadata, else the
- * PaymentIntent), lets the order's state decide, and moves it only through
- * co_saga_transition / co_saga_drive with s->event_id set, so the event is
- * recorded by the first move it causes (or, when it moves nothing, on its
- * own). The table of what each event does is at the top of states/events.c. */
-co_event_result co_saga_event(co_saga *s, const co_pay_event *ev, co_event_outcome *out);
+ * PaymentIntent), lets the order's state decide (the table at the top of
+ * states/events.c), and moves it only through the transition function, so the
+ * event is recorded by the first move it causes (or, when it moves nothing,
+ * on its own). */
+co_event_result co_saga_event(const co_saga *s, const co_pay_event *ev, co_event_outcome *out);
 
 #endif

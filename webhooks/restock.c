@@ -22,7 +22,7 @@ static const char *const fields[] = {"event_id", "item_id", "quantity"};
 
 /* Checks the body; on failure answers 400 naming the field. */
 static bool parse(json_t *body, co_resp *resp, const char **event_id, char item[37],
-                  char quantity[16])
+                  long long *quantity)
 {
     const char *key;
     json_t *v;
@@ -55,7 +55,7 @@ static bool parse(json_t *body, co_resp *resp, const char **event_id, char item[
         co_api_bad_field(resp, "quantity", "quantity must be an integer from 1 to 1000000.");
         return false;
     }
-    snprintf(quantity, 16, "%lld", (long long)json_integer_value(q));
+    *quantity = json_integer_value(q);
     return true;
 }
 
@@ -63,9 +63,11 @@ void co_webhook_restock(co_worker *w, const co_req *req, co_resp *resp)
 {
     json_t *body;
     const char *event_id = NULL;
-    char item[37], quantity[16];
-    co_dbr r;
-    co_db_status st;
+    char item[37];
+    long long quantity = 0;
+    co_restocked done;
+    co_store_refusal refusal;
+    co_store_rc rc;
 
     if (!co_webhook_signed(req, "Restock-Signature", req->restock_signature,
                            w->app->cfg.restock_webhook_secret, resp))
@@ -73,33 +75,23 @@ void co_webhook_restock(co_worker *w, const co_req *req, co_resp *resp)
     body = co_api_body(req, resp);
     if (body == NULL)
         return;
-    if (!parse(body, resp, &event_id, item, quantity))
+    if (!parse(body, resp, &event_id, item, &quantity))
         goto done;
-    {
-        const char *params[3] = {event_id, item, quantity};
-
-        st = co_db_call(w->db, &r,
-                        "SELECT applied, became_available, stock, notified"
-                        "  FROM co_restock($1, $2, $3)",
-                        3, params);
-    }
-    if (st == CO_DB_ROWS) {
-        bool applied = co_dbr_bool(&r, 0, 0);
-
-        co_metric_add(applied ? "restock_applied" : "restock_replayed", 1);
+    rc = co_store_restock(w->db, event_id, item, quantity, &done, &refusal);
+    if (rc == CO_STORE_OK) {
+        co_metric_add(done.applied ? "restock_applied" : "restock_replayed", 1);
         co_resp_json(resp, 200,
                      json_pack("{s:s, s:b, s:b, s:I, s:I}", "event_id", event_id, "applied",
-                               applied, "became_available", co_dbr_bool(&r, 0, 1), "stock",
-                               (json_int_t)co_dbr_ll(&r, 0, 2), "notified",
-                               (json_int_t)co_dbr_ll(&r, 0, 3)));
-    } else if (strcmp(r.sqlstate, "CK404") == 0) {
+                               done.applied, "became_available", done.became_available,
+                               "stock", (json_int_t)done.stock, "notified",
+                               (json_int_t)done.notified));
+    } else if (refusal.kind == CO_REFUSAL_NOT_FOUND) {
         co_resp_error(resp, CO_ERR_item_not_found, NULL, json_pack("{s:s}", "item_id", item));
-    } else if (strcmp(r.sqlstate, "CK400") == 0) {
-        co_api_bad_field(resp, r.detail, "The restock is not valid.");
+    } else if (refusal.kind == CO_REFUSAL_INVALID) {
+        co_api_bad_field(resp, refusal.detail, "The restock is not valid.");
     } else {
-        co_api_db_error(resp, st);
+        co_api_store_error(resp, rc);
     }
-    co_dbr_clear(&r);
 done:
     json_decref(body);
 }

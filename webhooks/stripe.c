@@ -93,9 +93,7 @@ void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp)
     refunded = json_object_get(obj, "amount_refunded");
     ev.amount_refunded = json_is_integer(refunded) ? json_integer_value(refunded) : 0;
 
-    co_saga_reset(&w->saga);
     r = co_saga_event(&w->saga, &ev, &out);
-    co_saga_reset(&w->saga);
     switch (r) {
     case CO_EVENT_DUPLICATE:
         co_metric_add("webhook_stripe_duplicate", 1);

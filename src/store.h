@@ -1,0 +1,104 @@
+/* The typed store: every SQL statement of the server, by subject
+ *   store_orders.c     orders, transitions, checkout requests, recovery claims
+ *   store_events.c     provider events
+ *   store_catalogue.c  items, restocks, back-in-stock subscriptions
+ *   store_admin.c      operator reads (pages of orders)
+ *   store_outbox.c     the notification outbox
+ * Each call is one round trip to one SQL function or statement of sql/,
+ * results are read by column name, outcomes come back as C enums, and our
+ * SQLSTATEs (CK400/404/409/410, 23505) are mapped in one place
+ * (co_store_refusal_of, store_db.c). The saga reaches the orders and events
+ * part through its store port (states/store_port.h); handlers call the rest. */
+#ifndef CO_STORE_H
+#define CO_STORE_H
+
+#include "co_db.h"
+#include "co_errors.h"
+#include "store_port.h"
+
+/* The saga's store port over db (one connection: one thread). */
+co_store_port co_store_port_pg(co_db *db);
+
+/* co_db's four values as the store port's. */
+co_store_rc co_store_rc_of(co_db_status st);
+/* The refusal a failed statement stands for (by its SQLSTATE), with detail. */
+void co_store_refusal_of(const co_dbr *r, co_store_refusal *out);
+/* The API error a refusal answers with (CO_OK for CO_REFUSAL_NONE). */
+co_err co_store_refusal_err(co_refusal kind);
+
+/* ---------------------------------------------------------- orders */
+
+/* The order's JSON text (co_order_json) into *json (malloc'd); user_id NULL:
+ * any owner. CO_STORE_NONE when there is no such order (of that user). */
+co_store_rc co_store_order_json(co_db *db, const char *order_id, const char *user_id,
+                                char **json);
+
+/* ---------------------------------------------------------- catalogue */
+
+/* The item's JSON text (co_item_json) into *json (malloc'd). */
+co_store_rc co_store_item_json(co_db *db, const char *item_id, char **json);
+
+typedef struct {
+    const char *sku, *name, *currency;
+    long long price, stock;
+} co_item_new;
+
+/* Creates an item; *json gets it. CO_STORE_FAILED with refusal DUPLICATE when
+ * the sku exists. */
+co_store_rc co_store_item_create(co_db *db, const co_item_new *item, char **json,
+                                 co_store_refusal *refusal);
+
+typedef enum {
+    CO_SUBSCRIBED_NEW,      /* the shopper now waits for the item */
+    CO_SUBSCRIBED_ALREADY,  /* was waiting already */
+    CO_SUBSCRIBED_NO_ITEM,  /* no such item */
+} co_subscribed;
+
+co_store_rc co_store_subscribe(co_db *db, const char *item_id, const char *user_id,
+                               co_subscribed *out);
+
+typedef struct {
+    bool applied;           /* false: this event id was applied before */
+    bool became_available;
+    long long stock;
+    long long notified;     /* notifications queued */
+} co_restocked;
+
+/* Adds units once per event id (co_restock); refusal NOT_FOUND / INVALID. */
+co_store_rc co_store_restock(co_db *db, const char *event_id, const char *item_id,
+                             long long quantity, co_restocked *out, co_store_refusal *refusal);
+
+/* ---------------------------------------------------------- admin */
+
+/* A Stripe-style page of orders (co_orders_page) into *json (malloc'd).
+ * status and starting_after may be NULL; refusal INVALID when starting_after
+ * names no order. */
+co_store_rc co_store_orders_page(co_db *db, const char *status, int limit,
+                                 const char *starting_after, char **json,
+                                 co_store_refusal *refusal);
+
+/* ---------------------------------------------------------- outbox */
+
+typedef struct {
+    char id[24];
+    char item_id[37], user_id[37];
+    char restock_event_id[256];
+    char created_at[40];
+    int attempts;
+} co_notification;
+
+/* Leases up to max due notifications (co_notify_claim) into rows; *n of them. */
+co_store_rc co_store_notify_claim(co_db *db, int lease_seconds, int max, co_notification *rows,
+                                  int *n);
+
+typedef struct {
+    int max_attempts, backoff_ms;
+    bool unclaim;           /* given back untried */
+    const char *error;      /* NULL: delivered */
+} co_notify_outcome;
+
+/* Records one attempt (co_notify_result); *dead when it was the last. */
+co_store_rc co_store_notify_result(co_db *db, const co_notification *row,
+                                   const co_notify_outcome *oc, bool *dead);
+
+#endif

@@ -1,0 +1,89 @@
+/* The catalogue: items, restocks and back-in-stock subscriptions
+ * (sql/0002_stock_functions.sql). Stock changes only inside the SQL functions. */
+#include "store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+co_store_rc co_store_item_json(co_db *db, const char *item_id, char **json)
+{
+    const char *params[1] = {item_id};
+    co_dbr r;
+    co_db_status st = co_db_call(db, &r,
+                                 "SELECT co_item_json(id)::text AS item_json FROM items"
+                                 " WHERE id = $1",
+                                 1, params);
+
+    *json = st == CO_DB_ROWS ? strdup(co_dbr_str(&r, 0, "item_json")) : NULL;
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
+
+co_store_rc co_store_item_create(co_db *db, const co_item_new *item, char **json,
+                                 co_store_refusal *refusal)
+{
+    char price[24], stock[24];
+    const char *params[5] = {item->sku, item->name, price, item->currency, stock};
+    co_dbr r;
+    co_db_status st;
+
+    snprintf(price, sizeof price, "%lld", item->price);
+    snprintf(stock, sizeof stock, "%lld", item->stock);
+    st = co_db_call(db, &r,
+                    "SELECT co_item_json(co_create_item(p_sku => $1, p_name => $2,"
+                    " p_price => $3, p_currency => $4, p_stock => $5))::text AS item_json",
+                    5, params);
+    *json = st == CO_DB_ROWS ? strdup(co_dbr_str(&r, 0, "item_json")) : NULL;
+    co_store_refusal_of(&r, refusal);
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
+
+co_store_rc co_store_subscribe(co_db *db, const char *item_id, const char *user_id,
+                               co_subscribed *out)
+{
+    const char *params[2] = {item_id, user_id};
+    co_dbr r;
+    co_db_status st;
+
+    /* Idempotent: a second subscription of the same shopper is the same one. */
+    st = co_db_call(db, &r,
+                    "WITH item AS (SELECT id FROM items WHERE id = $1),"
+                    " ins AS (INSERT INTO stock_subscriptions (item_id, user_id)"
+                    "         SELECT id, $2 FROM item ON CONFLICT DO NOTHING RETURNING 1)"
+                    " SELECT (SELECT count(*) FROM item) AS items,"
+                    "        (SELECT count(*) FROM ins) AS inserted",
+                    2, params);
+    if (st == CO_DB_ROWS)
+        *out = co_dbr_int(&r, 0, "items") == 0      ? CO_SUBSCRIBED_NO_ITEM
+               : co_dbr_int(&r, 0, "inserted") != 0 ? CO_SUBSCRIBED_NEW
+                                                    : CO_SUBSCRIBED_ALREADY;
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
+
+co_store_rc co_store_restock(co_db *db, const char *event_id, const char *item_id,
+                             long long quantity, co_restocked *out, co_store_refusal *refusal)
+{
+    char q[24];
+    const char *params[3] = {event_id, item_id, q};
+    co_dbr r;
+    co_db_status st;
+
+    snprintf(q, sizeof q, "%lld", quantity);
+    memset(out, 0, sizeof *out);
+    st = co_db_call(db, &r,
+                    "SELECT applied, became_available, stock, notified"
+                    "  FROM co_restock(p_event_id => $1, p_item_id => $2, p_quantity => $3)",
+                    3, params);
+    if (st == CO_DB_ROWS) {
+        out->applied = co_dbr_is(&r, 0, "applied");
+        out->became_available = co_dbr_is(&r, 0, "became_available");
+        out->stock = co_dbr_int(&r, 0, "stock");
+        out->notified = co_dbr_int(&r, 0, "notified");
+    }
+    co_store_refusal_of(&r, refusal);
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}

@@ -1,0 +1,27 @@
+/* Inside the store: the saga port's functions (each in the file of its
+ * subject) and what the store files share. Only src/store_*.c include this. */
+#ifndef CO_STORE_INTERNAL_H
+#define CO_STORE_INTERNAL_H
+
+#include "store.h"
+
+#include <stddef.h>
+
+/* store_orders.c */
+co_store_rc co_store_load_order(void *db, const char *order_id, co_order *o);
+co_store_rc co_store_transition(void *db, const co_move *m, co_move_outcome *outcome,
+                                co_answer *answer);
+co_store_rc co_store_checkout_begin(void *db, const co_checkout_args *a, co_checkout_begun *out);
+co_store_rc co_store_checkout_respond(void *db, const co_order *o, co_answer *answer);
+co_store_rc co_store_checkout_answer(void *db, const char *order_id, co_answer *answer);
+co_store_rc co_store_claim_stalled(void *db, const char *owner, int lease_seconds, int max,
+                                   char (*ids)[37], int *n);
+/* store_events.c */
+co_store_rc co_store_record_event(void *db, const co_event_record *e, bool *fresh);
+co_store_rc co_store_event_lookup(void *db, const char *event_id, const char *order_hint,
+                                  const char *intent, bool *seen, char order_id[37]);
+
+/* Copies src (NULL: "") into dst of n bytes, truncating. */
+void co_store_copy(char *dst, size_t n, const char *src);
+
+#endif

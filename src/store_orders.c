@@ -1,0 +1,240 @@
+/* Orders: loading one, the transition, checkout requests and their answers,
+ * recovery claims, and an order's JSON (sql/0003_saga.sql). */
+#include "render.h"
+#include "store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+co_store_rc co_store_load_order(void *db, const char *order_id, co_order *o)
+{
+    static const char sql[] =
+        "SELECT o.id, o.user_id, o.status, o.flow = 'mobile' AS mobile, o.payment_method,"
+        "       o.amount, o.currency, o.payment_intent, o.client_secret, o.failure_code,"
+        "       o.decline_code, o.compensate_to, o.failure_detail,"
+        "       co_iso(o.reservation_expires_at) AS expires_at,"
+        "       coalesce(o.reservation_expires_at < now(), false) AS expired, o.stock_held,"
+        "       (r.order_id IS NOT NULL AND r.response_status IS NULL) AS answer_pending"
+        "  FROM orders o LEFT JOIN checkout_requests r ON r.order_id = o.id"
+        " WHERE o.id = $1";
+    const char *params[1] = {order_id};
+    co_dbr r;
+    co_db_status st = co_db_call(db, &r, sql, 1, params);
+
+    if (st == CO_DB_ROWS) {
+        memset(o, 0, sizeof *o);
+        co_store_copy(o->id, sizeof o->id, co_dbr_str(&r, 0, "id"));
+        co_store_copy(o->user_id, sizeof o->user_id, co_dbr_str(&r, 0, "user_id"));
+        o->status = co_state_parse(co_dbr_str(&r, 0, "status"));
+        o->mobile = co_dbr_is(&r, 0, "mobile");
+        co_store_copy(o->payment_method, sizeof o->payment_method,
+                      co_dbr_str(&r, 0, "payment_method"));
+        o->amount = co_dbr_int(&r, 0, "amount");
+        co_store_copy(o->currency, sizeof o->currency, co_dbr_str(&r, 0, "currency"));
+        co_store_copy(o->payment_intent, sizeof o->payment_intent,
+                      co_dbr_str(&r, 0, "payment_intent"));
+        co_store_copy(o->client_secret, sizeof o->client_secret,
+                      co_dbr_str(&r, 0, "client_secret"));
+        co_store_copy(o->failure_code, sizeof o->failure_code, co_dbr_str(&r, 0, "failure_code"));
+        co_store_copy(o->decline_code, sizeof o->decline_code, co_dbr_str(&r, 0, "decline_code"));
+        o->compensate_to = co_state_parse(co_dbr_str(&r, 0, "compensate_to"));
+        co_store_copy(o->failure_detail, sizeof o->failure_detail,
+                      co_dbr_str(&r, 0, "failure_detail"));
+        co_store_copy(o->expires_at, sizeof o->expires_at, co_dbr_str(&r, 0, "expires_at"));
+        o->expired = co_dbr_is(&r, 0, "expired");
+        o->stock_held = co_dbr_is(&r, 0, "stock_held");
+        o->answer_pending = co_dbr_is(&r, 0, "answer_pending");
+    }
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
+
+static const struct {
+    const char *text;
+    co_begun_outcome outcome;
+} begun_outcomes[] = {
+    {"reserved", CO_BEGUN_RESERVED},     {"out_of_stock", CO_BEGUN_OUT_OF_STOCK},
+    {"replay", CO_BEGUN_REPLAY},         {"in_progress", CO_BEGUN_IN_PROGRESS},
+    {"reused", CO_BEGUN_REUSED},
+};
+
+co_store_rc co_store_checkout_begin(void *db, const co_checkout_args *a, co_checkout_begun *out)
+{
+    static const char sql[] =
+        "SELECT outcome, order_id, response_status, response_body, short_item, amount, currency,"
+        "       expires_at"
+        "  FROM co_checkout_begin(p_user_id => $1, p_key => $2, p_hash => $3,"
+        "       p_order_id => $4, p_items => $5, p_flow => $6, p_payment_method => $7,"
+        "       p_ttl_seconds => $8, p_lease_seconds => $9, p_owner => $10)";
+    char ttl[16], lease[16];
+    const char *params[10] = {a->user_id, a->idempotency_key, a->request_hash, a->order_id,
+                              a->items_json, a->mobile ? "mobile" : "server", a->payment_method,
+                              ttl, lease, a->owner};
+    co_dbr r;
+    co_db_status st;
+
+    memset(out, 0, sizeof *out);
+    snprintf(ttl, sizeof ttl, "%d", a->ttl_seconds);
+    snprintf(lease, sizeof lease, "%d", a->lease_seconds);
+    st = co_db_call(db, &r, sql, 10, params);
+    if (st == CO_DB_ROWS) {
+        const char *outcome = co_dbr_str(&r, 0, "outcome");
+        const char *body = co_dbr_str(&r, 0, "response_body");
+
+        out->outcome = CO_BEGUN_IN_PROGRESS;
+        for (size_t i = 0; outcome && i < sizeof begun_outcomes / sizeof begun_outcomes[0]; i++)
+            if (strcmp(outcome, begun_outcomes[i].text) == 0)
+                out->outcome = begun_outcomes[i].outcome;
+        co_store_copy(out->order_id, sizeof out->order_id, co_dbr_str(&r, 0, "order_id"));
+        out->answer.code = (unsigned)co_dbr_int(&r, 0, "response_status");
+        if (body != NULL)
+            out->answer.body = strdup(body);
+        co_store_copy(out->short_item, sizeof out->short_item, co_dbr_str(&r, 0, "short_item"));
+        out->amount = co_dbr_int(&r, 0, "amount");
+        co_store_copy(out->currency, sizeof out->currency, co_dbr_str(&r, 0, "currency"));
+        co_store_copy(out->expires_at, sizeof out->expires_at, co_dbr_str(&r, 0, "expires_at"));
+        if (out->outcome == CO_BEGUN_REPLAY && out->answer.body == NULL)
+            st = CO_DB_HARD; /* a replay without its answer: cannot be */
+    } else {
+        co_store_refusal_of(&r, &out->refusal);
+    }
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
+
+co_store_rc co_store_checkout_respond(void *db, const co_order *o, co_answer *answer)
+{
+    char code[8];
+    const char *params[3] = {o->id, code, NULL};
+    co_dbr r;
+    co_db_status st;
+
+    co_answer_clear(answer);
+    if (!co_render_checkout_answer(o, &answer->code, &answer->body))
+        return CO_STORE_FAILED;
+    snprintf(code, sizeof code, "%u", answer->code);
+    params[2] = answer->body;
+    st = co_db_call(db, &r,
+                    "SELECT co_checkout_respond(p_order_id => $1, p_status => $2, p_body => $3)",
+                    3, params);
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
+
+co_store_rc co_store_checkout_answer(void *db, const char *order_id, co_answer *answer)
+{
+    const char *params[1] = {order_id};
+    co_dbr r;
+    co_db_status st = co_db_call(db, &r,
+                                 "SELECT response_status, response_body FROM checkout_requests"
+                                 " WHERE order_id = $1 AND response_status IS NOT NULL",
+                                 1, params);
+
+    co_answer_clear(answer);
+    if (st == CO_DB_ROWS) {
+        answer->code = (unsigned)co_dbr_int(&r, 0, "response_status");
+        answer->body = strdup(co_dbr_str(&r, 0, "response_body"));
+    }
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
+
+/* Postgres text[] literal of the states entered: {"captured","confirmed"}. */
+static void path_literal(const co_state *path, int hops, char *out, size_t n)
+{
+    size_t len = 0;
+
+    len += (size_t)snprintf(out, n, "{");
+    for (int i = 0; i < hops && len < n; i++)
+        len += (size_t)snprintf(out + len, n - len, "%s\"%s\"", i ? "," : "",
+                                co_state_name(path[i]));
+    if (len < n)
+        snprintf(out + len, n - len, "}");
+}
+
+static const struct {
+    const char *text;
+    co_move_outcome outcome;
+} move_outcomes[] = {
+    {"ok", CO_MOVE_MADE}, {"moved", CO_MOVE_STALE}, {"short", CO_MOVE_SHORT},
+};
+
+co_store_rc co_store_transition(void *db, const co_move *m, co_move_outcome *outcome,
+                                co_answer *answer)
+{
+    static const char sql[] =
+        "SELECT co_transition(p_order_id => $1, p_from => $2, p_path => $3, p_reason => $4,"
+        "       p_release => $5, p_take => $6, p_payment_intent => $7, p_client_secret => $8,"
+        "       p_failure_code => $9, p_decline_code => $10, p_compensate_to => $11,"
+        "       p_lease_seconds => $12, p_owner => $13, p_response_status => $14,"
+        "       p_response_body => $15, p_event_id => $16, p_event_type => $17) AS result";
+    const co_change *ch = m->change;
+    char path_text[128], lease[16], code[8];
+    const char *params[17] = {
+        m->order->id, co_state_name(m->order->status), path_text, ch->reason,
+        ch->release ? "t" : "f", ch->take ? "t" : "f",
+        ch->payment_intent, ch->client_secret, ch->failure_code, ch->decline_code,
+        ch->compensate_to == CO_ST_NONE ? NULL : co_state_name(ch->compensate_to),
+        m->lease_seconds > 0 ? lease : NULL, m->owner,
+        NULL, NULL, m->event_id, m->event_type};
+    co_dbr r;
+    co_db_status st;
+    const char *result;
+
+    co_answer_clear(answer);
+    *outcome = CO_MOVE_STALE;
+    if (m->answer_for != NULL &&
+        co_render_checkout_answer(m->answer_for, &answer->code, &answer->body)) {
+        snprintf(code, sizeof code, "%u", answer->code);
+        params[13] = code;
+        params[14] = answer->body;
+    }
+    path_literal(m->path, m->hops, path_text, sizeof path_text);
+    snprintf(lease, sizeof lease, "%d", m->lease_seconds);
+    st = co_db_call(db, &r, sql, 17, params);
+    result = co_dbr_str(&r, 0, "result");
+    for (size_t i = 0; result && i < sizeof move_outcomes / sizeof move_outcomes[0]; i++)
+        if (strcmp(result, move_outcomes[i].text) == 0)
+            *outcome = move_outcomes[i].outcome;
+    if (st != CO_DB_ROWS || *outcome != CO_MOVE_MADE)
+        co_answer_clear(answer);
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
+
+co_store_rc co_store_claim_stalled(void *db, const char *owner, int lease_seconds, int max,
+                                   char (*ids)[37], int *n)
+{
+    char lease[16], lim[16];
+    const char *params[3] = {owner, lease, lim};
+    co_dbr r;
+    co_db_status st;
+
+    snprintf(lease, sizeof lease, "%d", lease_seconds);
+    snprintf(lim, sizeof lim, "%d", max);
+    *n = 0;
+    st = co_db_call(db, &r,
+                    "SELECT co_claim_stalled(p_owner => $1, p_lease_seconds => $2,"
+                    " p_limit => $3) AS order_id",
+                    3, params);
+    for (int i = 0; st == CO_DB_ROWS && i < co_dbr_rows(&r) && i < max; i++)
+        co_store_copy(ids[(*n)++], 37, co_dbr_str(&r, i, "order_id"));
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
+
+co_store_rc co_store_order_json(co_db *db, const char *order_id, const char *user_id,
+                                char **json)
+{
+    const char *params[2] = {order_id, user_id};
+    co_dbr r;
+    co_db_status st = co_db_call(db, &r,
+                                 "SELECT co_order_json(id)::text AS order_json FROM orders"
+                                 " WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2::uuid)",
+                                 2, params);
+
+    *json = st == CO_DB_ROWS ? strdup(co_dbr_str(&r, 0, "order_json")) : NULL;
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
