@@ -38,7 +38,7 @@ CORE_LIB  := $(BUILD)/libco.a
 
 MOCK_SRCS := $(wildcard mocks/mock_*.c)
 MOCK_BINS := $(patsubst mocks/mock_%.c,$(BUILD)/bin/mock-%,$(MOCK_SRCS))
-MOCK_COMMON := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(MOCK_SRCS),$(wildcard mocks/*.c)))
+MOCK_COMMON := $(patsubst %.c,$(BUILD)/%.o,$(wildcard mocks/common/*.c))
 
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))

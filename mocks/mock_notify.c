@@ -18,7 +18,7 @@
  * see forged or retried deliveries. Armed failures apply only to correctly signed JSON
  * deliveries, so that a forged request cannot use them up. */
 #include "co_sig.h"
-#include "mockhttp.h"
+#include "common/mockhttp.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -4,8 +4,8 @@
  * collected piece by piece under a cap, and the start-up signal handling.
  *
  * Generic on purpose: nothing here knows a mock's endpoints, and there is no
- * main(). The Makefile links every .c file in mocks/ whose name does not start with
- * mock_ into every mock binary (MOCK_COMMON). */
+ * main(). The Makefile links every .c file in mocks/common/ into every mock binary
+ * (MOCK_COMMON). */
 #ifndef MH_MOCKHTTP_H
 #define MH_MOCKHTTP_H
 
