@@ -1,7 +1,7 @@
-/* mockhttp: the plumbing every mock server (mocks/mock_*.c) shares, so each mock
- * is only its endpoints and its state: the program's name in messages,
- * allocation that aborts on failure, the --listen address, a request body
- * collected piece by piece under a cap, and the start-up signal handling.
+/* mockhttp: the plumbing every mock server (mocks/stripe/, mocks/notify/) shares,
+ * so each mock is only its endpoints and its state: the program's name in
+ * messages, allocation that aborts on failure, the --listen address, a request
+ * body collected piece by piece under a cap, and the start-up signal handling.
  *
  * Generic on purpose: nothing here knows a mock's endpoints, and there is no
  * main(). The Makefile links every .c file in mocks/common/ into every mock binary

@@ -18,7 +18,7 @@
  * see forged or retried deliveries. Armed failures apply only to correctly signed JSON
  * deliveries, so that a forged request cannot use them up. */
 #include "co_sig.h"
-#include "common/mockhttp.h"
+#include "../common/mockhttp.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -323,7 +323,7 @@ static void usage(FILE *out)
           "A sink for signed back-in-stock notifications. Flags override the environment\n"
           "variables MOCK_NOTIFY_LISTEN (default 127.0.0.1:12112; port 0 picks a free one),\n"
           "MOCK_NOTIFY_SECRET and MOCK_NOTIFY_FAIL_FIRST. See the comment at the top of\n"
-          "mocks/mock_notify.c for the endpoints.\n", out);
+          "mocks/notify/notify.c for the endpoints.\n", out);
 }
 
 __attribute__((format(printf, 2, 0)))

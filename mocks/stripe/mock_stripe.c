@@ -20,7 +20,7 @@
  * thread in the other order: lists copy pointers under their mutex, release it, and only
  * then lock each PaymentIntent. g_wh.mu, g_faults.mu and g_idem_fifo.mu are leaves. */
 #include "co_sig.h"
-#include "common/mockhttp.h"
+#include "../common/mockhttp.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
