@@ -4,26 +4,15 @@
 
 #include <curl/curl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-/* libmicrohttpd's log, minus the line it prints each time a handler returns MHD_NO:
- * drop_response and hang do that on purpose. */
-__attribute__((format(printf, 2, 0)))
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char msg[512];
-
-    (void)cls;
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    if (strstr(msg, "Application reported internal error") != NULL)
-        return;
-    fprintf(stderr, "mock-stripe: libmicrohttpd: %s", msg);
-}
+/* The line libmicrohttpd logs each time a handler returns MHD_NO, which drop_response
+ * and hang do on purpose: mh_log drops it. */
+static const char mhd_noise[] = "Application reported internal error";
 
 static void usage(FILE *out)
 {
@@ -169,8 +158,8 @@ int main(int argc, char **argv)
         goto out;
     flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
             MHD_USE_ERROR_LOG | (l.v6 ? MHD_USE_IPv6 : 0);
-    d = MHD_start_daemon(flags, 0, NULL, NULL, ms_on_request, NULL,
-                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,     /* must be first */
+    d = MHD_start_daemon(flags, 0, NULL, NULL, mh_on_request, (void *)&ms_http,
+                         MHD_OPTION_EXTERNAL_LOGGER, mh_log, (void *)mhd_noise, /* first */
                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&l.addr,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,

@@ -216,7 +216,7 @@ static enum MHD_Result send_resp(const ms_req *rq, ms_resp *r, const char *orig_
 
 /* The pipeline for /v1: auth -> latency -> faults -> parse -> idempotency -> handler.
  * Runs on the connection's own thread, so sleeping here blocks nobody else. */
-static enum MHD_Result handle_api(ms_req *rq, mh_conn *cx, ms_resp *r, char *orig)
+static enum MHD_Result handle_api(ms_req *rq, const mh_conn *cx, ms_resp *r, char *orig)
 {
     char key[2 * MS_KEY_MAX + 2];
     char *path = ms_xstrdup(rq->path);
@@ -316,7 +316,7 @@ out:
 }
 
 static enum MHD_Result handle(struct MHD_Connection *conn, const char *url, const char *method,
-                              mh_conn *cx)
+                              const mh_conn *cx)
 {
     ms_req rq;
     ms_resp r = {.retry = -1};
@@ -378,27 +378,10 @@ static enum MHD_Result on_headers(struct MHD_Connection *conn, const char *url,
     return ret;
 }
 
-enum MHD_Result ms_on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
-{
-    mh_conn *cx;
-
-    (void)cls;
-    (void)version;
-    switch (mh_feed(con_cls, upload_data, upload_data_size, MS_BODY_MAX, &cx)) {
-    case MH_STARTED:
-        return on_headers(conn, url, method, cx);
-    case MH_CONTINUE:
-        /* Chunked bodies have no Content-Length: keep nothing, answer 413 at the end. */
-        if (cx->too_big)
-            mh_drop_body(cx);
-        return MHD_YES;
-    case MH_COMPLETE:
-        return handle(conn, url, method, cx);
-    case MH_FAILED:
-        break;
-    }
-    return MHD_NO;
-}
+/* Chunked bodies have no Content-Length: past the cap keep nothing, answer 413 at the end. */
+const mh_handler ms_http = {
+    .body_max = MS_BODY_MAX,
+    .drop_too_big = true,
+    .headers = on_headers,
+    .complete = handle,
+};

@@ -424,10 +424,7 @@ void ms_h_charge_retrieve(ms_req *rq, const char *id, ms_resp *r);
 
 /* ================================================================ routing.c */
 
-/* libmicrohttpd's access handler (main.c passes it to MHD_start_daemon). */
-enum MHD_Result ms_on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                              const char *method, const char *version,
-                              const char *upload_data, size_t *upload_data_size,
-                              void **con_cls);
+/* The answers mh_on_request gives (main.c passes it to MHD_start_daemon). */
+extern const mh_handler ms_http;
 
 #endif
