@@ -41,9 +41,13 @@ CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/sql_embed.o
 SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
 CORE_LIB  := $(BUILD)/libco.a
 
-MOCK_SRCS := $(wildcard mocks/mock_*.c)
-MOCK_BINS := $(patsubst mocks/mock_%.c,$(BUILD)/bin/mock-%,$(MOCK_SRCS))
-MOCK_COMMON := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(MOCK_SRCS),$(wildcard mocks/*.c)))
+# Each folder of mocks/ but common/ is one mock (mocks/stripe/ -> bin/mock-stripe), built
+# from its .c files plus those of mocks/common/ (MOCK_COMMON).
+MOCK_NAMES  := $(filter-out common,$(patsubst mocks/%/,%,$(wildcard mocks/*/)))
+MOCK_SRCS   := $(wildcard $(MOCK_NAMES:%=mocks/%/*.c))
+MOCK_BINS   := $(MOCK_NAMES:%=$(BUILD)/bin/mock-%)
+MOCK_COMMON := $(patsubst %.c,$(BUILD)/%.o,$(wildcard mocks/common/*.c))
+mock_objs    = $(patsubst %.c,$(BUILD)/%.o,$(filter mocks/$(1)/%,$(MOCK_SRCS)))
 
 TEST_SRCS := $(wildcard tests/test_*.c)
 # The unit layer mirrors the source tree: tests/unit/states/test_events.c tests
@@ -90,7 +94,9 @@ $(BUILD)/bin/checkoutd: $(BUILD)/src/main.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/bin/mock-%: $(BUILD)/mocks/mock_%.o $(MOCK_COMMON) $(CORE_LIB)
+# The mock's own objects are known only once the stem is: hence the second expansion.
+.SECONDEXPANSION:
+$(BUILD)/bin/mock-%: $$(call mock_objs,$$*) $(MOCK_COMMON) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -176,3 +176,44 @@ void mh_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         *con_cls = NULL;
     }
 }
+
+/* ================================================================ the daemon's callbacks */
+
+enum MHD_Result mh_on_request(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version,
+                              const char *upload_data, size_t *upload_data_size,
+                              void **con_cls)
+{
+    const mh_handler *h = cls;
+    mh_conn *cx;
+
+    (void)version;
+    switch (mh_feed(con_cls, upload_data, upload_data_size, h->body_max, &cx)) {
+    case MH_STARTED:
+        return h->headers != NULL ? h->headers(c, url, method, cx) : MHD_YES;
+    case MH_CONTINUE:
+        if (cx->too_big && h->drop_too_big)
+            mh_drop_body(cx);
+        return MHD_YES;
+    case MH_COMPLETE:
+        return h->complete(c, url, method, cx);
+    case MH_FAILED:
+        break;
+    }
+    return MHD_NO;
+}
+
+void mh_log(void *cls, const char *fmt, va_list ap)
+{
+    const char *drop = cls;
+    char msg[512];
+
+    if (drop == NULL) {
+        fprintf(stderr, "%s: libmicrohttpd: ", g_name);
+        vfprintf(stderr, fmt, ap);
+        return;
+    }
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (strstr(msg, drop) == NULL)
+        fprintf(stderr, "%s: libmicrohttpd: %s", g_name, msg);
+}

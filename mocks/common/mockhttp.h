@@ -1,16 +1,18 @@
-/* mockhttp: the plumbing every mock server (mocks/mock_*.c) shares, so each mock
- * is only its endpoints and its state: the program's name in messages,
- * allocation that aborts on failure, the --listen address, a request body
- * collected piece by piece under a cap, and the start-up signal handling.
+/* mockhttp: the plumbing every mock server (mocks/stripe/, mocks/notify/) shares,
+ * so each mock is only its endpoints and its state: the program's name in
+ * messages, allocation that aborts on failure, the --listen address, a request
+ * body collected piece by piece under a cap, the access handler and the log
+ * that libmicrohttpd calls, and the start-up signal handling.
  *
  * Generic on purpose: nothing here knows a mock's endpoints, and there is no
- * main(). The Makefile links every .c file in mocks/ whose name does not start with
- * mock_ into every mock binary (MOCK_COMMON). */
+ * main(). The Makefile links every .c file in mocks/common/ into every mock binary
+ * (MOCK_COMMON). */
 #ifndef MH_MOCKHTTP_H
 #define MH_MOCKHTTP_H
 
 #include <microhttpd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -84,5 +86,34 @@ void mh_drop_body(mh_conn *cx);
 /* For MHD_OPTION_NOTIFY_COMPLETED: frees what mh_feed allocated. */
 void mh_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                   enum MHD_RequestTerminationCode toe);
+
+/* ================================================================ the daemon's callbacks */
+
+/* A mock's answers, passed to MHD_start_daemon as mh_on_request's argument. */
+typedef struct {
+    size_t body_max;        /* mh_feed's cap */
+    bool drop_too_big;      /* past the cap, free what was kept (else the first bytes stay) */
+    /* The first call, headers only. MHD_YES reads the body; a mock may answer now and
+     * set cx->answered, and the body is then dropped. NULL: read the body. */
+    enum MHD_Result (*headers)(struct MHD_Connection *c, const char *url,
+                               const char *method, mh_conn *cx);
+    /* The whole request is here (cx->too_big if its body passed the cap): answer it. */
+    enum MHD_Result (*complete)(struct MHD_Connection *c, const char *url,
+                                const char *method, const mh_conn *cx);
+} mh_handler;
+
+/* libmicrohttpd's access handler for every mock: cls is the mock's mh_handler. Feeds
+ * each call into the request's mh_conn (mh_feed) and calls headers on the first call,
+ * complete once the body is whole. Pair it with mh_completed. */
+enum MHD_Result mh_on_request(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version,
+                              const char *upload_data, size_t *upload_data_size,
+                              void **con_cls);
+
+/* For MHD_OPTION_EXTERNAL_LOGGER: prints libmicrohttpd's messages on stderr as
+ * "NAME: libmicrohttpd: ...". cls is NULL, or a string: messages that contain it
+ * (cut at 511 bytes to be searched) are dropped. */
+__attribute__((format(printf, 2, 0)))
+void mh_log(void *cls, const char *fmt, va_list ap);
 
 #endif

@@ -18,14 +18,13 @@
  * see forged or retried deliveries. Armed failures apply only to correctly signed JSON
  * deliveries, so that a forged request cannot use them up. */
 #include "co_sig.h"
-#include "mockhttp.h"
+#include "../common/mockhttp.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,7 +254,7 @@ static enum MHD_Result handle_mock(struct MHD_Connection *c, const char *method,
                        "unknown mock endpoint: try /_mock/deliveries or /_mock/fail");
 }
 
-static enum MHD_Result handle(struct MHD_Connection *c, const char *method, const char *url,
+static enum MHD_Result handle(struct MHD_Connection *c, const char *url, const char *method,
                               const mh_conn *cx)
 {
     const char *sig;
@@ -294,25 +293,13 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *method, cons
     }
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
-{
-    mh_conn *cx;
-
-    (void)cls;
-    (void)version;
-    /* A body over 64 KiB is read and dropped (too_big): 413 at the end. */
-    switch (mh_feed(con_cls, upload_data, upload_data_size, MN_BODY_MAX, &cx)) {
-    case MH_FAILED:
-        return MHD_NO;
-    case MH_COMPLETE:
-        return handle(c, method, url, cx);
-    default:
-        return MHD_YES;
-    }
-}
+/* What is past 64 KiB of a body is read and dropped (too_big): 413 at the end. */
+static const mh_handler http = {
+    .body_max = MN_BODY_MAX,
+    .drop_too_big = false,
+    .headers = NULL,
+    .complete = handle,
+};
 
 /* ================================================================ start-up */
 
@@ -323,15 +310,7 @@ static void usage(FILE *out)
           "A sink for signed back-in-stock notifications. Flags override the environment\n"
           "variables MOCK_NOTIFY_LISTEN (default 127.0.0.1:12112; port 0 picks a free one),\n"
           "MOCK_NOTIFY_SECRET and MOCK_NOTIFY_FAIL_FIRST. See the comment at the top of\n"
-          "mocks/mock_notify.c for the endpoints.\n", out);
-}
-
-__attribute__((format(printf, 2, 0)))
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    fputs("mock-notify: libmicrohttpd: ", stderr);
-    vfprintf(stderr, fmt, ap);
+          "mocks/notify/notify.c for the endpoints.\n", out);
 }
 
 int main(int argc, char **argv)
@@ -381,8 +360,8 @@ int main(int argc, char **argv)
     mh_block_signals(&sigs);
     /* Handlers never block, so a small pool of polling threads is enough. */
     d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-                         (l.v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, on_request, NULL,
-                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,     /* must be first */
+                         (l.v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, mh_on_request, (void *)&http,
+                         MHD_OPTION_EXTERNAL_LOGGER, mh_log, NULL,      /* must be first */
                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&l.addr,
                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
