@@ -1,5 +1,6 @@
 #include "co_db.h"
 
+#include "co_backoff.h"
 #include "co_log.h"
 
 #include <stdio.h>
@@ -10,6 +11,7 @@
 struct co_db {
     PGconn *pg;
     char *conninfo;
+    unsigned int seed;      /* rand_r state for the retry jitter */
 };
 
 co_db *co_db_open(const char *conninfo)
@@ -19,6 +21,7 @@ co_db *co_db_open(const char *conninfo)
     if (db == NULL)
         return NULL;
     db->conninfo = strdup(conninfo);
+    db->seed = (unsigned int)time(NULL) ^ (unsigned int)(size_t)db;
     if (db->conninfo == NULL) {
         free(db);
         return NULL;
@@ -123,20 +126,6 @@ co_db_status co_db_exec(co_db *db, co_dbr *r, const char *sql, int nparams,
     return r->status;
 }
 
-static void backoff(int attempt)
-{
-    /* 5 ms, 10, 20 ... capped at 200 ms, with jitter: contention clears fast. */
-    long ms = 5L << (attempt < 6 ? attempt : 6);
-    struct timespec ts;
-
-    if (ms > 200)
-        ms = 200;
-    ms = ms / 2 + (long)(rand() % (int)(ms / 2 + 1));
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-}
-
 co_db_status co_db_call(co_db *db, co_dbr *r, const char *sql, int nparams,
                         const char *const *params)
 {
@@ -146,7 +135,8 @@ co_db_status co_db_call(co_db *db, co_dbr *r, const char *sql, int nparams,
         CO_WARN("db", "retrying after %s: %s", r->sqlstate[0] ? r->sqlstate : "lost connection",
                 r->message);
         co_dbr_clear(r);
-        backoff(attempt);
+        /* 5 ms, 10, 20 ... capped at 200 ms: contention clears fast. */
+        co_sleep_ms(co_backoff_ms(5, 200, attempt, &db->seed));
     }
 }
 

@@ -1,5 +1,7 @@
 #include "co_http.h"
 
+#include "co_buf.h"
+
 #include "co_log.h"
 #include "co_metrics.h"
 
@@ -20,11 +22,10 @@ typedef enum { REQ_READING, REQ_QUEUED, REQ_DONE } req_state;
 typedef struct conn_ctx {
     struct MHD_Connection *conn;
     req_state state;
-    bool too_large;
     const co_route *route;
+    co_buf in;              /* the body as it arrives; req.body points into it once whole */
     co_req req;
     co_resp resp;
-    size_t cap;             /* allocated body bytes */
     struct conn_ctx *next;  /* job queue link */
 } conn_ctx;
 
@@ -96,7 +97,7 @@ static void ctx_free(conn_ctx *x)
     free((char *)r->method);
     free((char *)r->path);
     free(r->param);
-    free(r->body);
+    co_buf_free(&x->in);
     free(r->authorization);
     free(r->idempotency_key);
     free(r->content_type);
@@ -232,31 +233,6 @@ static void capture_request(conn_ctx *x, struct MHD_Connection *c, const char *u
     r->q_starting_after = dup_or_null(query(c, "starting_after"));
 }
 
-static bool append_body(conn_ctx *x, const char *data, size_t n)
-{
-    if (x->too_large)
-        return true;
-    if (x->req.body_len + n > CO_HTTP_BODY_MAX) {
-        x->too_large = true;
-        return true;
-    }
-    if (x->req.body_len + n + 1 > x->cap) {
-        size_t cap = x->cap ? x->cap : 1024;
-        char *nb;
-        while (cap < x->req.body_len + n + 1)
-            cap *= 2;
-        nb = realloc(x->req.body, cap);
-        if (nb == NULL)
-            return false;
-        x->req.body = nb;
-        x->cap = cap;
-    }
-    memcpy(x->req.body + x->req.body_len, data, n);
-    x->req.body_len += n;
-    x->req.body[x->req.body_len] = '\0';
-    return true;
-}
-
 static const co_route *route_for(co_http *h, conn_ctx *x, bool *method_mismatch)
 {
     *method_mismatch = false;
@@ -302,7 +278,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (x->state == REQ_READING && *upload_data_size > 0) {
-        if (!append_body(x, upload_data, *upload_data_size))
+        if (!co_buf_append(&x->in, upload_data, *upload_data_size, CO_HTTP_BODY_MAX))
             return MHD_NO;
         *upload_data_size = 0;
         return MHD_YES;
@@ -314,7 +290,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     /* The whole request is here. */
     co_metric_add("http_requests", 1);
-    if (x->too_large) {
+    x->req.body = x->in.body;
+    x->req.body_len = x->in.len;
+    if (x->in.too_big) {
         co_resp_error(&x->resp, CO_ERR_payload_too_large, NULL, NULL);
         x->state = REQ_DONE;
         return send_resp(c, &x->resp);

@@ -18,6 +18,8 @@
  * the same reason our retries are: the same Idempotency-Key goes with it. */
 #include "co_stripe.h"
 
+#include "co_backoff.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -404,21 +406,13 @@ static bool status_retryable(long http)
     return http == 409 || http == 429 || http >= 500;
 }
 
-/* How long to wait before retry number `retry` (0-based): initial * 2^retry,
- * capped, times a random factor in [0.5, 1.0] so that many workers failing
- * together do not come back together. A Retry-After from the provider is a
- * floor, itself capped by backoff_max_ms so one header cannot stall a worker. */
+/* How long to wait before retry number `retry` (0-based): the shared backoff
+ * (co_backoff.h). A Retry-After from the provider is a floor, itself capped by
+ * backoff_max_ms so one header cannot stall a worker. */
 static long backoff_ms(co_stripe *s, int retry, long retry_after_ms)
 {
-    long base = s->backoff_initial_ms;
-    long half, d;
+    long d = co_backoff_ms(s->backoff_initial_ms, s->backoff_max_ms, retry, &s->seed);
 
-    for (int i = 0; i < retry && base < s->backoff_max_ms; i++)
-        base *= 2;
-    if (base > s->backoff_max_ms)
-        base = s->backoff_max_ms;
-    half = base / 2;
-    d = half + (long)((double)(base - half) * ((double)rand_r(&s->seed) / RAND_MAX));
     if (retry_after_ms >= 0) {
         long ra = retry_after_ms < s->backoff_max_ms ? retry_after_ms : s->backoff_max_ms;
 
@@ -426,14 +420,6 @@ static long backoff_ms(co_stripe *s, int retry, long retry_after_ms)
             d = ra;
     }
     return d;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        continue;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -642,7 +628,7 @@ static co_pay_status request(co_stripe *s, bool post, const char *path, const fo
         delay = backoff_ms(s, out->attempts - 1, rc == CURLE_OK ? s->retry_after_ms : -1);
         CO_WARN(LOG_COMP, "%s %s attempt %d/%d failed (%s); retrying in %ld ms", method, path,
                 out->attempts, s->max_retries + 1, reason, delay);
-        sleep_ms(delay);
+        co_sleep_ms(delay);
     }
     /* Nothing of this request may outlive it in the handle. */
     curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);

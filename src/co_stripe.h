@@ -1,5 +1,5 @@
 /* The payment client: PaymentIntents and Refunds on a Stripe-compatible API over
- * libcurl (the real Stripe, or mocks/mock_stripe.c in tests and the demo).
+ * libcurl (the real Stripe, or mocks/stripe/ in tests and the demo).
  *
  * One co_stripe per worker thread: it owns a CURL easy handle so the TCP
  * connection to the provider is kept alive and reused between calls. A handle

@@ -139,27 +139,17 @@ mh_step mh_feed(void **con_cls, const char *upload_data, size_t *upload_data_siz
     if (n == 0)
         return c->answered ? MH_CONTINUE : MH_COMPLETE;
     *upload_data_size = 0;
-    if (c->too_big || c->answered)
+    if (c->answered)
         return MH_CONTINUE;
-    if (c->len + n > max) {
-        c->too_big = true;          /* read and drop the rest */
-        return MH_CONTINUE;
-    }
-    if (c->len + n + 1 > c->cap) {
-        c->cap = c->len + n + 1 > 2 * c->cap ? c->len + n + 1 : 2 * c->cap;
-        c->body = mh_xrealloc(c->body, c->cap);
-    }
-    memcpy(c->body + c->len, upload_data, n);
-    c->len += n;
-    c->body[c->len] = '\0';
+    /* Past max: too_big, and the rest is read and dropped. */
+    if (!co_buf_append(&c->in, upload_data, n, max))
+        mh_oom();
     return MH_CONTINUE;
 }
 
 void mh_drop_body(mh_conn *cx)
 {
-    free(cx->body);
-    cx->body = NULL;
-    cx->len = cx->cap = 0;
+    co_buf_free(&cx->in);
 }
 
 void mh_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -171,7 +161,7 @@ void mh_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     (void)toe;
     if (cx != NULL) {
-        free(cx->body);
+        co_buf_free(&cx->in);
         free(cx);
         *con_cls = NULL;
     }
@@ -192,7 +182,7 @@ enum MHD_Result mh_on_request(void *cls, struct MHD_Connection *c, const char *u
     case MH_STARTED:
         return h->headers != NULL ? h->headers(c, url, method, cx) : MHD_YES;
     case MH_CONTINUE:
-        if (cx->too_big && h->drop_too_big)
+        if (cx->in.too_big && h->drop_too_big)
             mh_drop_body(cx);
         return MHD_YES;
     case MH_COMPLETE:

@@ -10,6 +10,8 @@
 #ifndef MH_MOCKHTTP_H
 #define MH_MOCKHTTP_H
 
+#include "co_buf.h"
+
 #include <microhttpd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -59,9 +61,7 @@ void mh_announce(struct MHD_Daemon *d, const mh_listen *l);
 
 /* One request's state (*con_cls): its body as it arrives. */
 typedef struct {
-    char *body;             /* NUL-terminated; NULL until a byte arrives */
-    size_t len, cap;
-    bool too_big;           /* more than the cap arrived: the bytes past it were dropped */
+    co_buf in;              /* the body (in.too_big: more than the cap arrived) */
     bool answered;          /* the mock already queued its answer: the rest is dropped */
 } mh_conn;
 

@@ -236,7 +236,7 @@ static enum MHD_Result handle_mock(struct MHD_Connection *c, const char *method,
         return reply_json(c, MHD_HTTP_OK, json_pack("{s:b}", "cleared", 1));
     }
     if (strcmp(method, "POST") == 0 && strcmp(url, "/_mock/fail") == 0) {
-        json_t *j = json_loadb(cx->body != NULL ? cx->body : "", cx->len, 0, NULL);
+        json_t *j = json_loadb(cx->in.body != NULL ? cx->in.body : "", cx->in.len, 0, NULL);
         json_t *n = json_object_get(j, "count");
         json_int_t count = json_is_integer(n) ? json_integer_value(n) : -1;
 
@@ -268,15 +268,15 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *url, const c
     if (strcmp(method, "POST") != 0)
         return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                            "deliveries are POSTed");
-    if (cx->too_big)
+    if (cx->in.too_big)
         return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "body over 64 KiB");
     sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Notify-Signature");
     res = co_sig_verify(sig, g_secret, time(NULL), CO_SIG_TOLERANCE_SECONDS,
-                        cx->body != NULL ? cx->body : "", cx->len);
-    probe = json_loadb(cx->body != NULL ? cx->body : "", cx->len, 0, NULL);
+                        cx->in.body != NULL ? cx->in.body : "", cx->in.len);
+    probe = json_loadb(cx->in.body != NULL ? cx->in.body : "", cx->in.len, 0, NULL);
     is_json = probe != NULL;
     json_decref(probe);
-    status = record(url, cx->body, cx->len, res, is_json,
+    status = record(url, cx->in.body, cx->in.len, res, is_json,
                     MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key"));
     if (g_verbose)
         fprintf(stderr, "mock-notify: POST %s -> %d (signature %s)\n", url, status,

@@ -228,7 +228,7 @@ static enum MHD_Result handle_api(ms_req *rq, const mh_conn *cx, ms_resp *r, cha
 
     memset(&fault, 0, sizeof fault);
     atomic_fetch_add(&st_requests, 1);
-    if (cx->too_big) {
+    if (cx->in.too_big) {
         ms_fail(r, 413, "invalid_request_error", NULL, NULL,
                 "Request body too large (the limit is %d bytes).", MS_BODY_MAX);
         goto out;
@@ -328,8 +328,8 @@ static enum MHD_Result handle(struct MHD_Connection *conn, const char *url, cons
     rq.conn = conn;
     rq.method = method;
     rq.path = url;
-    rq.body = cx->body;
-    rq.body_len = cx->len;
+    rq.body = cx->in.body;
+    rq.body_len = cx->in.len;
     rq.idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
     ms_new_id(rq.req_id, sizeof rq.req_id, "req_", 14);
     if (strncmp(url, "/_mock/", 7) == 0) {
