@@ -57,7 +57,13 @@ void co_api_order_get(co_worker *w, const co_req *req, co_resp *resp)
     co_api_order(w, resp, id, user, 200);
 }
 
-void co_api_order_cancel(co_worker *w, const co_req *req, co_resp *resp)
+typedef co_order_result (*order_move)(const co_saga *s, const char *order_id,
+                                      const char *user_id, co_order *o);
+
+/* Runs a shopper's move on their order and answers with the order: 202 while
+ * a cancel finishes in the background (accepted_if_running), else 200. */
+static void shopper_move(co_worker *w, const co_req *req, co_resp *resp, order_move fn,
+                         bool accepted_if_running)
 {
     char user[37], id[37];
     co_order o;
@@ -65,27 +71,21 @@ void co_api_order_cancel(co_worker *w, const co_req *req, co_resp *resp)
 
     if (!who_and_which(w, req, resp, user, id))
         return;
-    res = co_saga_cancel(&w->saga, id, user, &o);
+    res = fn(&w->saga, id, user, &o);
     if (res != CO_ORDER_DONE) {
         refused(resp, res, &o);
         return;
     }
-    /* 200 when the cancel is complete, 202 while it finishes in the background. */
-    co_api_order(w, resp, o.id, NULL, co_state_terminal(o.status) ? 200 : 202);
+    co_api_order(w, resp, o.id, NULL,
+                 accepted_if_running && !co_state_terminal(o.status) ? 202 : 200);
+}
+
+void co_api_order_cancel(co_worker *w, const co_req *req, co_resp *resp)
+{
+    shopper_move(w, req, resp, co_saga_cancel, true);
 }
 
 void co_api_order_confirm(co_worker *w, const co_req *req, co_resp *resp)
 {
-    char user[37], id[37];
-    co_order o;
-    co_order_result res;
-
-    if (!who_and_which(w, req, resp, user, id))
-        return;
-    res = co_saga_confirm(&w->saga, id, user, &o);
-    if (res != CO_ORDER_DONE) {
-        refused(resp, res, &o);
-        return;
-    }
-    co_api_order(w, resp, o.id, NULL, 200);
+    shopper_move(w, req, resp, co_saga_confirm, false);
 }

@@ -19,6 +19,7 @@
 #include "co_stripe.h"
 
 #include "co_backoff.h"
+#include "co_buf.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -54,9 +55,7 @@ struct co_stripe {
 
     /* The current attempt's answer; reset before each attempt. The buffer is kept
      * (and grown) across calls and freed by co_stripe_free. */
-    char *body;
-    size_t body_len, body_cap;
-    bool body_too_large;
+    co_buf answer;          /* the response body, up to RESP_MAX - 1 bytes */
     bool replayed;
     int should_retry;    /* Stripe-Should-Retry: -1 absent, 0 false, 1 true */
     long retry_after_ms; /* Retry-After in ms, -1 absent or not in seconds */
@@ -120,32 +119,14 @@ static char *str_join(const char *first, ...)
 /* SDKs send them) and values percent-encoded                                 */
 
 typedef struct {
-    char *buf; /* owned; freed by form_free */
-    size_t len, cap;
+    co_buf text;    /* owned; freed by form_free */
     bool oom;
 } form;
 
 static void form_append(form *f, const char *data, size_t n)
 {
-    if (f->oom)
-        return;
-    if (f->len + n + 1 > f->cap) {
-        size_t cap = f->cap ? f->cap : 256;
-        char *nb;
-
-        while (cap < f->len + n + 1)
-            cap *= 2;
-        nb = realloc(f->buf, cap);
-        if (nb == NULL) {
-            f->oom = true;
-            return;
-        }
-        f->buf = nb;
-        f->cap = cap;
-    }
-    memcpy(f->buf + f->len, data, n);
-    f->len += n;
-    f->buf[f->len] = '\0';
+    if (!f->oom && !co_buf_append(&f->text, data, n, SIZE_MAX - 1))
+        f->oom = true;
 }
 
 /* key is a literal of ours (brackets stay readable); value comes from outside
@@ -161,7 +142,7 @@ static void form_add(form *f, CURL *curl, const char *key, const char *value)
         f->oom = true;
         return;
     }
-    if (f->len > 0)
+    if (f->text.len > 0)
         form_append(f, "&", 1);
     form_append(f, key, strlen(key));
     form_append(f, "=", 1);
@@ -179,9 +160,7 @@ static void form_add_ll(form *f, CURL *curl, const char *key, long long v)
 
 static void form_free(form *f)
 {
-    free(f->buf);
-    f->buf = NULL;
-    f->len = f->cap = 0;
+    co_buf_free(&f->text);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -192,34 +171,17 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     co_stripe *s = ud;
     size_t n = size * nmemb;
 
-    if (s->body_len + n + 1 > RESP_MAX) {
-        s->body_too_large = true;
+    if (!co_buf_append(&s->answer, data, n, RESP_MAX - 1) || s->answer.too_big)
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
-    }
-    if (s->body_len + n + 1 > s->body_cap) {
-        size_t cap = s->body_cap ? s->body_cap : 4096;
-        char *nb;
-
-        while (cap < s->body_len + n + 1)
-            cap *= 2;
-        nb = realloc(s->body, cap);
-        if (nb == NULL)
-            return 0;
-        s->body = nb;
-        s->body_cap = cap;
-    }
-    memcpy(s->body + s->body_len, data, n);
-    s->body_len += n;
-    s->body[s->body_len] = '\0';
     return n;
 }
 
 static void reset_answer(co_stripe *s)
 {
-    s->body_len = 0;
-    if (s->body != NULL)
-        s->body[0] = '\0';
-    s->body_too_large = false;
+    s->answer.len = 0;
+    if (s->answer.body != NULL)
+        s->answer.body[0] = '\0';
+    s->answer.too_big = false;
     s->replayed = false;
     s->should_retry = -1;
     s->retry_after_ms = -1;
@@ -369,7 +331,7 @@ void co_stripe_free(co_stripe *s)
     }
     free(s->version_header);
     free(s->api_base);
-    free(s->body);
+    co_buf_free(&s->answer);
     free(s);
 }
 
@@ -491,8 +453,8 @@ static co_pay_status classify_error(co_stripe *s, long http, co_pay_result *out)
     json_t *root = NULL, *err;
     co_pay_status st;
 
-    if (s->body_len > 0)
-        root = json_loadb(s->body, s->body_len, 0, NULL);
+    if (s->answer.len > 0)
+        root = json_loadb(s->answer.body, s->answer.len, 0, NULL);
     err = json_object_get(root, "error");
     if (json_is_object(err)) {
         get_str(out->type, sizeof out->type, err, "type");
@@ -542,63 +504,41 @@ static co_pay_status local_reject(co_pay_result *out, const char *why)
 
 /* Sends method `post ? POST : GET` to api_base + path (already escaped), with
  * body f (POST only) and idem_key, retrying as described at the top. Fills out. */
-static co_pay_status request(co_stripe *s, bool post, const char *path, const form *f,
-                             const char *idem_key, answer_kind kind, co_pay_result *out)
+/* Appends line to *list; false (and *list left as it was) when out of memory. */
+static bool add_header(struct curl_slist **list, const char *line)
 {
-    const char *method = post ? "POST" : "GET";
-    struct curl_slist *hdrs = NULL, *h;
-    char *url = NULL, *idem_header = NULL;
-    CURLcode rc = CURLE_OK;
-    long http = 0;
-    json_t *root = NULL;
+    struct curl_slist *h = curl_slist_append(*list, line);
 
-    url = str_join(s->api_base, path, (char *)NULL);
-    if (url == NULL)
-        goto oom;
-    /* curl_slist_append copies; on failure it returns NULL and leaves the list. */
-    h = curl_slist_append(hdrs, s->auth_header);
     if (h == NULL)
-        goto oom;
-    hdrs = h;
-    h = curl_slist_append(hdrs, "Accept: application/json");
-    if (h == NULL)
-        goto oom;
-    hdrs = h;
-    /* Small bodies: never wait for a "100 Continue". */
-    h = curl_slist_append(hdrs, "Expect:");
-    if (h == NULL)
-        goto oom;
-    hdrs = h;
-    if (s->version_header != NULL) {
-        h = curl_slist_append(hdrs, s->version_header);
-        if (h == NULL)
-            goto oom;
-        hdrs = h;
-    }
-    if (post) {
-        h = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
-        if (h == NULL)
-            goto oom;
-        hdrs = h;
-        idem_header = str_join("Idempotency-Key: ", idem_key, (char *)NULL);
-        if (idem_header == NULL)
-            goto oom;
-        h = curl_slist_append(hdrs, idem_header);
-        if (h == NULL)
-            goto oom;
-        hdrs = h;
-    }
+        return false;
+    *list = h;
+    return true;
+}
 
-    curl_easy_setopt(s->curl, CURLOPT_URL, url);
-    curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, hdrs);
-    if (post) {
-        /* COPYPOSTFIELDS: curl keeps its own copy, so nothing dangles after we
-         * free f; the size must be set first. It also switches to POST. */
-        curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)f->len);
-        curl_easy_setopt(s->curl, CURLOPT_COPYPOSTFIELDS, f->len > 0 ? f->buf : "");
-    } else {
-        curl_easy_setopt(s->curl, CURLOPT_HTTPGET, 1L);
-    }
+/* The request's headers into *hdrs (*idem_header owns the key's line). */
+static bool build_headers(const co_stripe *s, bool post, const char *idem_key,
+                          struct curl_slist **hdrs, char **idem_header)
+{
+    /* Small bodies: never wait for a "100 Continue" (the empty Expect:). */
+    if (!add_header(hdrs, s->auth_header) || !add_header(hdrs, "Accept: application/json") ||
+        !add_header(hdrs, "Expect:"))
+        return false;
+    if (s->version_header != NULL && !add_header(hdrs, s->version_header))
+        return false;
+    if (!post)
+        return true;
+    if (!add_header(hdrs, "Content-Type: application/x-www-form-urlencoded"))
+        return false;
+    *idem_header = str_join("Idempotency-Key: ", idem_key, (char *)NULL);
+    return *idem_header != NULL && add_header(hdrs, *idem_header);
+}
+
+/* Performs the prepared request, retrying what may be retried with backoff.
+ * Returns the last attempt's transfer code; *http its status (0: none). */
+static CURLcode perform(co_stripe *s, const char *method, const char *path, co_pay_result *out,
+                        long *http)
+{
+    CURLcode rc;
 
     for (;;) {
         bool retry;
@@ -608,15 +548,15 @@ static co_pay_status request(co_stripe *s, bool post, const char *path, const fo
         reset_answer(s);
         rc = curl_easy_perform(s->curl);
         out->attempts++;
-        http = 0;
+        *http = 0;
         /* 0 when no status line arrived; set even on a transfer error after one. */
-        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &http);
-        if (rc == CURLE_OK && http >= 200 && http < 300) {
+        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, http);
+        if (rc == CURLE_OK && *http >= 200 && *http < 300) {
             retry = false; /* whatever the headers say: a success is final */
             reason[0] = '\0';
         } else if (rc == CURLE_OK) {
-            retry = s->should_retry >= 0 ? s->should_retry == 1 : status_retryable(http);
-            snprintf(reason, sizeof reason, "HTTP %ld%s%s", http,
+            retry = s->should_retry >= 0 ? s->should_retry == 1 : status_retryable(*http);
+            snprintf(reason, sizeof reason, "HTTP %ld%s%s", *http,
                      s->request_id[0] ? " request " : "", s->request_id);
         } else {
             retry = transport_retryable(rc);
@@ -624,58 +564,86 @@ static co_pay_status request(co_stripe *s, bool post, const char *path, const fo
                          s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
         }
         if (!retry || out->attempts > s->max_retries)
-            break;
+            return rc;
         delay = backoff_ms(s, out->attempts - 1, rc == CURLE_OK ? s->retry_after_ms : -1);
         CO_WARN(LOG_COMP, "%s %s attempt %d/%d failed (%s); retrying in %ld ms", method, path,
                 out->attempts, s->max_retries + 1, reason, delay);
         co_sleep_ms(delay);
     }
-    /* Nothing of this request may outlive it in the handle. */
-    curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+}
+
+/* Reads the final answer (transfer code rc, status http) into out. */
+static void read_answer(co_stripe *s, const char *method, const char *path, CURLcode rc,
+                        long http, answer_kind kind, co_pay_result *out)
+{
+    json_t *root;
+    bool ok;
 
     out->http_status = http;
     out->replayed = s->replayed;
     copy_bounded(out->request_id, sizeof out->request_id, s->request_id);
     if (rc != CURLE_OK) {
         out->status = CO_PAY_UNAVAILABLE;
-        if (s->body_too_large)
-            copy_bounded(out->message, sizeof out->message, "answer too large");
-        else
-            copy_bounded(out->message, sizeof out->message, curl_easy_strerror(rc));
+        copy_bounded(out->message, sizeof out->message,
+                     s->answer.too_big ? "answer too large" : curl_easy_strerror(rc));
         CO_WARN(LOG_COMP, "%s %s: no answer after %d attempt(s): %s", method, path,
                 out->attempts, s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
-        goto done;
+        return;
     }
-    if (http >= 200 && http < 300) {
-        bool ok;
-
-        root = json_loadb(s->body, s->body_len, 0, NULL);
-        ok = kind == ANSWER_PI ? parse_pi(root, &out->pi) : parse_refund(root, out);
-        if (ok) {
-            out->status = CO_PAY_OK;
-        } else {
-            /* The provider said yes but we cannot tell to what: the outcome is
-             * unknown to us, so the caller must treat it as such. */
-            out->status = CO_PAY_UNAVAILABLE;
-            copy_bounded(out->message, sizeof out->message, "unreadable answer");
-            CO_ERROR(LOG_COMP, "%s %s: HTTP %ld with an unreadable body", method, path,
-                     http);
-        }
-        goto done;
+    if (http < 200 || http >= 300) {
+        out->status = classify_error(s, http, out);
+        if (out->status == CO_PAY_UNAVAILABLE)
+            CO_WARN(LOG_COMP, "%s %s: HTTP %ld after %d attempt(s)%s%s", method, path, http,
+                    out->attempts, out->code[0] ? " " : "", out->code);
+        else if (out->status == CO_PAY_REJECTED)
+            CO_WARN(LOG_COMP, "%s %s: HTTP %ld %s %s", method, path, http, out->type,
+                    out->code);
+        return;
     }
-    out->status = classify_error(s, http, out);
-    if (out->status == CO_PAY_UNAVAILABLE)
-        CO_WARN(LOG_COMP, "%s %s: HTTP %ld after %d attempt(s)%s%s", method, path, http,
-                out->attempts, out->code[0] ? " " : "", out->code);
-    else if (out->status == CO_PAY_REJECTED)
-        CO_WARN(LOG_COMP, "%s %s: HTTP %ld %s %s", method, path, http, out->type, out->code);
-    goto done;
-
-oom:
-    out->status = CO_PAY_UNAVAILABLE;
-    copy_bounded(out->message, sizeof out->message, "out of memory");
-done:
+    root = json_loadb(s->answer.body, s->answer.len, 0, NULL);
+    ok = kind == ANSWER_PI ? parse_pi(root, &out->pi) : parse_refund(root, out);
     json_decref(root);
+    if (ok) {
+        out->status = CO_PAY_OK;
+        return;
+    }
+    /* The provider said yes but we cannot tell to what: the outcome is
+     * unknown to us, so the caller must treat it as such. */
+    out->status = CO_PAY_UNAVAILABLE;
+    copy_bounded(out->message, sizeof out->message, "unreadable answer");
+    CO_ERROR(LOG_COMP, "%s %s: HTTP %ld with an unreadable body", method, path, http);
+}
+
+static co_pay_status request(co_stripe *s, bool post, const char *path, const form *f,
+                             const char *idem_key, answer_kind kind, co_pay_result *out)
+{
+    const char *method = post ? "POST" : "GET";
+    struct curl_slist *hdrs = NULL;
+    char *idem_header = NULL;
+    char *url = str_join(s->api_base, path, (char *)NULL);
+    long http = 0;
+    CURLcode rc;
+
+    if (url == NULL || !build_headers(s, post, idem_key, &hdrs, &idem_header)) {
+        out->status = CO_PAY_UNAVAILABLE;
+        copy_bounded(out->message, sizeof out->message, "out of memory");
+        goto done;
+    }
+    curl_easy_setopt(s->curl, CURLOPT_URL, url);
+    curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, hdrs);
+    if (post) {
+        /* COPYPOSTFIELDS: curl keeps its own copy, so nothing dangles after we
+         * free f; the size must be set first. It also switches to POST. */
+        curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)f->text.len);
+        curl_easy_setopt(s->curl, CURLOPT_COPYPOSTFIELDS, f->text.len > 0 ? f->text.body : "");
+    } else {
+        curl_easy_setopt(s->curl, CURLOPT_HTTPGET, 1L);
+    }
+    rc = perform(s, method, path, out, &http);
+    /* Nothing of this request may outlive it in the handle. */
+    curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    read_answer(s, method, path, rc, http, kind, out);
+done:
     curl_slist_free_all(hdrs);
     free(idem_header);
     free(url);

@@ -9,15 +9,9 @@
 co_store_rc co_store_item_json(co_db *db, const char *item_id, char **json)
 {
     const char *params[1] = {item_id};
-    co_dbr r;
-    co_db_status st = co_db_call(db, &r,
-                                 "SELECT co_item_json(id)::text AS item_json FROM items"
-                                 " WHERE id = $1",
-                                 1, params);
 
-    *json = st == CO_DB_ROWS ? strdup(co_dbr_str(&r, 0, "item_json")) : NULL;
-    co_dbr_clear(&r);
-    return co_store_rc_of(st);
+    return co_store_text(db, "SELECT co_item_json(id)::text AS item_json FROM items WHERE id = $1",
+                         1, params, "item_json", json, NULL);
 }
 
 co_store_rc co_store_item_create(co_db *db, const co_item_new *item, char **json,
@@ -25,19 +19,13 @@ co_store_rc co_store_item_create(co_db *db, const co_item_new *item, char **json
 {
     char price[24], stock[24];
     const char *params[5] = {item->sku, item->name, price, item->currency, stock};
-    co_dbr r;
-    co_db_status st;
 
     snprintf(price, sizeof price, "%lld", item->price);
     snprintf(stock, sizeof stock, "%lld", item->stock);
-    st = co_db_call(db, &r,
-                    "SELECT co_item_json(co_create_item(p_sku => $1, p_name => $2,"
-                    " p_price => $3, p_currency => $4, p_stock => $5))::text AS item_json",
-                    5, params);
-    *json = st == CO_DB_ROWS ? strdup(co_dbr_str(&r, 0, "item_json")) : NULL;
-    co_store_refusal_of(&r, refusal);
-    co_dbr_clear(&r);
-    return co_store_rc_of(st);
+    return co_store_text(db,
+                         "SELECT co_item_json(co_create_item(p_sku => $1, p_name => $2,"
+                         " p_price => $3, p_currency => $4, p_stock => $5))::text AS item_json",
+                         5, params, "item_json", json, refusal);
 }
 
 co_store_rc co_store_subscribe(co_db *db, const char *item_id, const char *user_id,

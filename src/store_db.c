@@ -49,6 +49,22 @@ void co_store_copy(char *dst, size_t n, const char *src)
     snprintf(dst, n, "%s", src ? src : "");
 }
 
+co_store_rc co_store_text(co_db *db, const char *sql, int nparams, const char *const *params,
+                          const char *col, char **text, co_store_refusal *refusal)
+{
+    co_dbr r;
+    co_db_status st = co_db_call(db, &r, sql, nparams, params);
+    const char *v = st == CO_DB_ROWS ? co_dbr_str(&r, 0, col) : NULL;
+
+    *text = v != NULL ? strdup(v) : NULL;
+    if (refusal != NULL)
+        co_store_refusal_of(&r, refusal);
+    co_dbr_clear(&r);
+    if (st == CO_DB_ROWS && *text == NULL)
+        return CO_STORE_FAILED; /* out of memory, or no such column: never sent half */
+    return co_store_rc_of(st);
+}
+
 co_err co_store_refusal_err(co_refusal kind)
 {
     if (kind == CO_REFUSAL_NONE)

@@ -21,6 +21,12 @@ co_store_rc co_store_record_event(void *db, const co_event_record *e, bool *fres
 co_store_rc co_store_event_lookup(void *db, const char *event_id, const char *order_hint,
                                   const char *intent, bool *seen, char order_id[37]);
 
+/* Runs one statement whose answer is one text column col (a JSON document):
+ * *text gets it (malloc'd; NULL without a row); refusal (may be NULL) what a
+ * failure stands for. */
+co_store_rc co_store_text(co_db *db, const char *sql, int nparams, const char *const *params,
+                          const char *col, char **text, co_store_refusal *refusal);
+
 /* Copies src (NULL: "") into dst of n bytes, truncating. */
 void co_store_copy(char *dst, size_t n, const char *src);
 

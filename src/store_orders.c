@@ -228,13 +228,9 @@ co_store_rc co_store_order_json(co_db *db, const char *order_id, const char *use
                                 char **json)
 {
     const char *params[2] = {order_id, user_id};
-    co_dbr r;
-    co_db_status st = co_db_call(db, &r,
-                                 "SELECT co_order_json(id)::text AS order_json FROM orders"
-                                 " WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2::uuid)",
-                                 2, params);
 
-    *json = st == CO_DB_ROWS ? strdup(co_dbr_str(&r, 0, "order_json")) : NULL;
-    co_dbr_clear(&r);
-    return co_store_rc_of(st);
+    return co_store_text(db,
+                         "SELECT co_order_json(id)::text AS order_json FROM orders"
+                         " WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2::uuid)",
+                         2, params, "order_json", json, NULL);
 }
