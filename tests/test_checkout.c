@@ -3,6 +3,7 @@
 #include "server.h"
 
 #include "co_jwt.h"
+#include "race.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -34,7 +35,6 @@ static long buy(const char *item, int qty, co_http_resp *r)
 #define RACERS 200
 
 typedef struct {
-    pthread_barrier_t *start;
     const char *body;
     long status;
     char code[32];
@@ -49,7 +49,7 @@ static void *race_one(void *p)
 
     co_test_uuid(user);
     co_test_uuid(key);
-    pthread_barrier_wait(r->start);
+    co_test_race_wait();
     r->status = co_test_checkout(&srv, user, key, r->body, &resp);
     j = co_http_json(&resp);
     snprintf(r->code, sizeof r->code, "%s", co_test_jstr(j, "error", "code"));
@@ -61,24 +61,18 @@ static void *race_one(void *p)
 START_TEST(two_hundred_shoppers_one_unit)
 {
     char item[37], body[256];
-    pthread_t t[RACERS];
     static racer rs[RACERS];
-    pthread_barrier_t start;
     int created = 0, out = 0;
 
     co_test_item(srv.conn, "last-phone", 120000, 1, item);
     co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
-    pthread_barrier_init(&start, NULL, RACERS);
+    for (int i = 0; i < RACERS; i++)
+        rs[i] = (racer){.body = body};
+    co_test_race(RACERS, race_one, rs, sizeof rs[0]);
     for (int i = 0; i < RACERS; i++) {
-        rs[i] = (racer){.start = &start, .body = body};
-        pthread_create(&t[i], NULL, race_one, &rs[i]);
-    }
-    for (int i = 0; i < RACERS; i++) {
-        pthread_join(t[i], NULL);
         created += rs[i].status == 201;
         out += rs[i].status == 409 && strcmp(rs[i].code, "out_of_stock") == 0;
     }
-    pthread_barrier_destroy(&start);
     ck_assert_int_eq(created, 1);
     ck_assert_int_eq(out, RACERS - 1);
     ck_assert_int_eq(co_test_stock(&srv, item), 0);

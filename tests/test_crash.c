@@ -11,8 +11,9 @@
  * stock ledger, the stored first answer, and the invariants. */
 #include "server.h"
 
+#include "race.h"
+
 #include <curl/curl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -434,7 +435,6 @@ END_TEST
 #define STALLED 8
 
 typedef struct {
-    pthread_barrier_t *start;
     char user[37], key[37], body[256];
     long status;
 } shopper;
@@ -444,7 +444,7 @@ static void *shop(void *p)
     shopper *s = p;
     co_http_resp r = {0};
 
-    pthread_barrier_wait(s->start);
+    co_test_race_wait();
     s->status = co_test_checkout(&srv, s->user, s->key, s->body, &r);
     co_http_resp_free(&r);
     return NULL;
@@ -458,27 +458,20 @@ static void *shop(void *p)
  * of declined cards. The server is left dead (reaped). */
 static int stall_checkouts(const char *item, shopper sh[STALLED], char order[STALLED][37])
 {
-    pthread_t t[STALLED];
-    pthread_barrier_t start;
     int declined = 0;
 
     co_test_fault(&srv, "POST /v1/payment_intents", "delay", STALLED, 1000);
     restart_at("after_authorize_call");
-    pthread_barrier_init(&start, NULL, STALLED);
     for (int i = 0; i < STALLED; i++) {
         bool decline = i % 4 == 3;
 
-        sh[i].start = &start;
         co_test_uuid(sh[i].user);
         snprintf(sh[i].key, sizeof sh[i].key, "stalled-%d", i);
         co_test_cart(sh[i].body, sizeof sh[i].body, item, 1,
                      decline ? "pm_card_visa_chargeDeclined" : "pm_card_visa");
         declined += decline;
-        pthread_create(&t[i], NULL, shop, &sh[i]);
     }
-    for (int i = 0; i < STALLED; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&start);
+    co_test_race(STALLED, shop, sh, sizeof sh[0]);
     for (int i = 0; i < STALLED; i++)
         ck_assert_msg(sh[i].status == 0, "checkout %d was answered %ld before the crash", i,
                       sh[i].status);

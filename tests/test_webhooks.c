@@ -7,9 +7,9 @@
 #include "server.h"
 
 #include "co_sig.h"
+#include "race.h"
 
 #include <curl/curl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -479,7 +479,6 @@ START_TEST(events_signed_by_the_official_sdk_are_accepted)
 END_TEST
 
 typedef struct {
-    pthread_barrier_t *start;
     const char *body;
     char outcome[128];
 } racer;
@@ -488,7 +487,7 @@ static void *race_deliver(void *p)
 {
     racer *x = p;
 
-    pthread_barrier_wait(x->start);
+    co_test_race_wait();
     snprintf(x->outcome, sizeof x->outcome, "%s", deliver(x->body));
     return NULL;
 }
@@ -497,9 +496,7 @@ START_TEST(a_duplicate_event_has_one_effect)
 {
     char item[37], order[37], pi[64], *ev;
     long long hist;
-    pthread_t t[8];
     racer rs[8];
-    pthread_barrier_t start;
     int applied = 0, dup = 0;
     const char *params[1];
 
@@ -526,17 +523,13 @@ START_TEST(a_duplicate_event_has_one_effect)
     mobile_order(item, 1, order, pi);
     ck_assert_int_eq(confirm_at_mock(pi, "pm_card_visa"), 200);
     ev = pi_event("evt_many", "payment_intent.amount_capturable_updated", pi);
-    pthread_barrier_init(&start, NULL, 8);
+    for (int i = 0; i < 8; i++)
+        rs[i] = (racer){.body = ev};
+    co_test_race(8, race_deliver, rs, sizeof rs[0]);
     for (int i = 0; i < 8; i++) {
-        rs[i] = (racer){.start = &start, .body = ev};
-        pthread_create(&t[i], NULL, race_deliver, &rs[i]);
-    }
-    for (int i = 0; i < 8; i++) {
-        pthread_join(t[i], NULL);
         applied += strncmp(rs[i].outcome, "applied", 7) == 0;
         dup += strcmp(rs[i].outcome, "duplicate") == 0;
     }
-    pthread_barrier_destroy(&start);
     ck_assert_int_eq(applied, 1);
     ck_assert_int_eq(dup, 7);
     ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
@@ -904,7 +897,6 @@ START_TEST(a_restock_from_zero_notifies_each_waiting_shopper_once)
 END_TEST
 
 typedef struct {
-    pthread_barrier_t *start;
     const char *body;
     long status;
     bool applied;
@@ -916,7 +908,7 @@ static void *race_restock(void *p)
     co_http_resp r = {0};
     json_t *j;
 
-    pthread_barrier_wait(x->start);
+    co_test_race_wait();
     x->status = send_restock(x->body, &r);
     j = co_http_json(&r);
     x->applied = json_is_true(json_object_get(j, "applied"));
@@ -928,26 +920,20 @@ static void *race_restock(void *p)
 START_TEST(a_replayed_restock_adds_stock_once)
 {
     char item[37], body[200], user[37];
-    pthread_t t[8];
     restocker rs[8];
-    pthread_barrier_t start;
     int applied = 0;
 
     co_test_item(srv.conn, "rr", 5000, 0, item);
     co_test_uuid(user);
     subscribe(item, user, 201);
     snprintf(body, sizeof body, "{\"event_id\":\"rr-1\",\"item_id\":\"%s\",\"quantity\":7}", item);
-    pthread_barrier_init(&start, NULL, 8);
+    for (int i = 0; i < 8; i++)
+        rs[i] = (restocker){.body = body};
+    co_test_race(8, race_restock, rs, sizeof rs[0]);
     for (int i = 0; i < 8; i++) {
-        rs[i] = (restocker){.start = &start, .body = body};
-        pthread_create(&t[i], NULL, race_restock, &rs[i]);
-    }
-    for (int i = 0; i < 8; i++) {
-        pthread_join(t[i], NULL);
         ck_assert_int_eq(rs[i].status, 200);
         applied += rs[i].applied;
     }
-    pthread_barrier_destroy(&start);
     ck_assert_int_eq(applied, 1);
     ck_assert_int_eq(co_test_stock(&srv, item), 7);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM notification_outbox"), 1);
