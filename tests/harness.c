@@ -137,6 +137,12 @@ long long co_test_audit(PGconn *c)
     return co_test_ll(c, "SELECT count(*) FROM stock_audit");
 }
 
+void co_test_stock_invariant(PGconn *c)
+{
+    ck_assert_int_eq(co_test_audit(c), 0);
+    ck_assert_int_eq(co_test_ll(c, "SELECT count(*) FROM items WHERE stock < 0"), 0);
+}
+
 void co_test_uuid(char out[37])
 {
     uuid_t u;

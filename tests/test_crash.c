@@ -21,7 +21,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define TERMINAL "confirmed failed expired cancelled refunded"
 #define RECOVERY_MS 15000
 
 static co_test_server srv;
@@ -104,7 +103,7 @@ static void cancel_into_crash(const char *user, const char *order)
 /* Waits for the order to end; asserts it ended in want. */
 static void expect_end(const char *order, const char *want)
 {
-    const char *got = co_test_wait_status(&srv, order, TERMINAL, RECOVERY_MS);
+    const char *got = co_test_wait_status(&srv, order, CO_TEST_TERMINAL, RECOVERY_MS);
 
     ck_assert_msg(strcmp(got, want) == 0, "order %s ended %s, expected %s", order, got, want);
 }
@@ -124,9 +123,11 @@ static void expect_clean_history(void)
  * with no later cancel: a confirmed order refunded ends twice, rightly). */
 static long long ended_not_once(void)
 {
-    return db_ll("SELECT count(*) FROM orders o WHERE (SELECT count(*) FROM order_history h"
-                 " WHERE h.order_id = o.id AND h.to_status IN"
-                 " ('confirmed', 'failed', 'expired', 'cancelled', 'refunded')) <> 1");
+    return co_test_ll1(srv.conn, "SELECT count(*) FROM orders o"
+                                 " WHERE (SELECT count(*) FROM order_history h"
+                                 "   WHERE h.order_id = o.id"
+                                 "   AND h.to_status = ANY (string_to_array($1, ' '))) <> 1",
+                       CO_TEST_TERMINAL);
 }
 
 /* Stock moves of an order in the ledger, by kind ('reserve' or 'release'). */
@@ -293,7 +294,8 @@ START_TEST(crash_after_create_call_awaits_payment)
     ck_assert_int_eq(co_test_mock_stat(&srv, "payment_intents"), 1);
 
     restart_at(NULL);
-    ck_assert_str_eq(co_test_wait_status(&srv, order, "awaiting_payment " TERMINAL, RECOVERY_MS),
+    ck_assert_str_eq(co_test_wait_status(&srv, order, "awaiting_payment " CO_TEST_TERMINAL,
+                                         RECOVERY_MS),
                      "awaiting_payment");
     /* The PaymentIntent created before the crash is the one recorded. */
     ck_assert_int_eq(co_test_mock_stat(&srv, "payment_intents"), 1);
@@ -551,7 +553,7 @@ START_TEST(two_servers_lease_lapses_mid_capture)
     restart_at(NULL);
     ck_assert_msg(co_test_server_start_another(&srv, &other), "second checkoutd did not start");
     for (int i = 0; i < STALLED; i++) {
-        const char *end = co_test_wait_status(&srv, order[i], TERMINAL, 30000);
+        const char *end = co_test_wait_status(&srv, order[i], CO_TEST_TERMINAL, 30000);
 
         /* The driver that meets the other's capture in flight (409
          * idempotency_key_in_use) must leave the order to it, not void it:
