@@ -343,17 +343,26 @@ static const char *state_of(PGconn *c, const char *sql, int n, const char *const
     return st;
 }
 
+/* co_create_order of cart (JSON) for a new shopper, as a new order whose id
+ * goes into order; returns its amount (the call must succeed). */
+static long long create_order(const char *cart, char order[37])
+{
+    char user[37];
+    const char *p[3] = {order, user, cart};
+
+    co_test_uuid(order);
+    co_test_uuid(user);
+    return co_test_llp(conn, "SELECT amount FROM co_create_order($1, $2, $3)", 3, p);
+}
+
 START_TEST(release_is_idempotent)
 {
-    char item[37], order[37], user[37], cart[128];
-    const char *p3[3] = {order, user, cart};
+    char item[37], order[37], cart[128];
     const char *p1[1] = {order};
 
     co_test_item(conn, "rel", 100, 5, item);
-    co_test_uuid(order);
-    co_test_uuid(user);
     cart1(cart, sizeof cart, item, 2);
-    co_test_llp(conn, "SELECT amount FROM co_create_order($1, $2, $3)", 3, p3);
+    create_order(cart, order);
     ck_assert_str_eq(state_of(conn, "SELECT co_reserve_order($1)", 1, p1), "00000");
     /* Reserving twice holds the units once. */
     ck_assert_str_eq(state_of(conn, "SELECT co_reserve_order($1)", 1, p1), "00000");
@@ -453,19 +462,15 @@ END_TEST
 
 START_TEST(duplicate_lines_are_merged)
 {
-    char item[37], order[37], user[37], cart[256];
-    const char *p3[3] = {order, user, cart};
+    char item[37], order[37], cart[256];
     const char *p1[1] = {order};
 
     co_test_item(conn, "dup", 100, 3, item);
-    co_test_uuid(order);
-    co_test_uuid(user);
     /* 2 + 2 of a 3-unit item: checked as 4 against 3, never as 2 twice. */
     snprintf(cart, sizeof cart,
              "[{\"item_id\":\"%s\",\"quantity\":2},{\"item_id\":\"%s\",\"quantity\":2}]",
              item, item);
-    ck_assert_int_eq(co_test_llp(conn, "SELECT amount FROM co_create_order($1, $2, $3)", 3, p3),
-                     400);
+    ck_assert_int_eq(create_order(cart, order), 400);
     ck_assert_int_eq(co_test_llp(conn, "SELECT count(*) FROM order_lines WHERE order_id = $1",
                                  1, p1), 1);
     ck_assert_str_eq(state_of(conn, "SELECT co_reserve_order($1)", 1, p1), "CK409");
