@@ -151,6 +151,16 @@ void co_test_uuid(char out[37])
     uuid_unparse_lower(u, out);
 }
 
+TCase *co_test_tcase(Suite *s, const char *name, double timeout_s)
+{
+    TCase *tc = tcase_create(name);
+
+    if (timeout_s > 0)
+        tcase_set_timeout(tc, timeout_s);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 int co_test_run(Suite *s)
 {
     SRunner *sr = srunner_create(s);

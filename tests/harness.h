@@ -45,6 +45,10 @@ void co_test_stock_invariant(PGconn *c);
 /* A fresh random uuid string. */
 void co_test_uuid(char out[37]);
 
+/* A test case named name, added to s, whose tests may each run timeout_s
+ * seconds (0: Check's default). Its fixture and tests are added after. */
+TCase *co_test_tcase(Suite *s, const char *name, double timeout_s);
+
 /* Runs a suite with the standard runner; returns the process exit code. */
 int co_test_run(Suite *s);
 

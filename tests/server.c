@@ -3,6 +3,7 @@
 #include "co_jwt.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -473,6 +474,17 @@ void co_test_stop_clean(co_proc *p, const char *what)
 
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "%s did not stop cleanly (wait status %d)", what, status);
+}
+
+int co_test_run_http(Suite *s)
+{
+    int rc;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    signal(SIGPIPE, SIG_IGN);
+    rc = co_test_run(s);
+    curl_global_cleanup();
+    return rc;
 }
 
 unsigned co_test_free_port(void)

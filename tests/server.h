@@ -129,6 +129,11 @@ long co_test_confirm_at_mock(co_test_server *s, const char *pi, const char *pm);
  * in the failure. */
 void co_test_stop_clean(co_proc *p, const char *what);
 
+/* co_test_run for a suite that speaks HTTP: curl_global_init first (before
+ * any thread starts), SIGPIPE ignored (a peer that closes must not kill the
+ * test), curl_global_cleanup after. The test's main() returns what it returns. */
+int co_test_run_http(Suite *s);
+
 /* A loopback port that was free a moment ago: bound, never listened on,
  * closed (so a small race, fine for tests; a connection to it is refused). */
 unsigned co_test_free_port(void);

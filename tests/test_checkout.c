@@ -5,7 +5,6 @@
 #include "co_jwt.h"
 #include "race.h"
 
-#include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -595,10 +594,9 @@ END_TEST
 static Suite *checkout_suite(void)
 {
     Suite *s = suite_create("checkout");
-    TCase *tc = tcase_create("http");
+    TCase *tc = co_test_tcase(s, "http", 90);
 
     co_test_server_fixture(tc, &srv, NULL, false);
-    tcase_set_timeout(tc, 90);
     tcase_add_test(tc, two_hundred_shoppers_one_unit);
     tcase_add_test(tc, decline_releases_stock_for_the_next_shopper);
     tcase_add_test(tc, capture_500_then_success);
@@ -614,17 +612,10 @@ static Suite *checkout_suite(void)
     tcase_add_test(tc, admin_items_and_pages);
     tcase_add_test(tc, out_of_stock_answer_survives_a_crash);
     tcase_add_test(tc, recovery_leaves_an_order_being_driven_alone);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    int rc;
-
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    signal(SIGPIPE, SIG_IGN);
-    rc = co_test_run(checkout_suite());
-    curl_global_cleanup();
-    return rc;
+    return co_test_run_http(checkout_suite());
 }

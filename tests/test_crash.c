@@ -13,7 +13,6 @@
 
 #include "race.h"
 
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -671,30 +670,21 @@ END_TEST
 static Suite *crash_suite(void)
 {
     Suite *s = suite_create("crash");
-    TCase *tc = tcase_create("sigkill");
+    TCase *tc = co_test_tcase(s, "sigkill", 60);
 
     co_test_server_fixture(tc, &srv, NULL, false);
-    tcase_set_timeout(tc, 60);
     add_crash_cases(tc);
     tcase_add_test(tc, crash_after_create_call_awaits_payment);
     tcase_add_test(tc, two_servers_recover_each_order_once);
     tcase_add_test(tc, two_servers_lease_lapses_mid_capture);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("slow_provider");
+
+    tc = co_test_tcase(s, "slow_provider", 60);
     co_test_server_fixture(tc, &srv, NULL, false);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, slow_capture_outliving_the_lease_still_confirms);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    int rc;
-
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    signal(SIGPIPE, SIG_IGN);
-    rc = co_test_run(crash_suite());
-    curl_global_cleanup();
-    return rc;
+    return co_test_run_http(crash_suite());
 }

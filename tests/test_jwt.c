@@ -791,15 +791,13 @@ END_TEST
 static Suite *jwt_suite(void)
 {
     Suite *s = suite_create("jwt");
-    TCase *b = tcase_create("base64url");
-    TCase *v = tcase_create("verify");
+    TCase *b = co_test_tcase(s, "base64url", 0);
+    TCase *v = co_test_tcase(s, "verify", 30);
 
     tcase_add_test(b, test_b64url_known_vectors);
     tcase_add_test(b, test_b64url_round_trip);
     tcase_add_test(b, test_b64url_rejects_invalid);
-    suite_add_tcase(s, b);
 
-    tcase_set_timeout(v, 30);
     tcase_add_test(v, test_round_trip);
     tcase_add_test(v, test_sign_matches_node_vector);
     tcase_add_test(v, test_known_vector_from_node);
@@ -824,7 +822,6 @@ static Suite *jwt_suite(void)
     tcase_add_test(v, test_role);
     tcase_add_test(v, test_check_order);
     tcase_add_test(v, test_result_names);
-    suite_add_tcase(s, v);
     return s;
 }
 

@@ -481,24 +481,20 @@ END_TEST
 static Suite *stock_suite(void)
 {
     Suite *s = suite_create("stock");
-    TCase *race = tcase_create("race");
-    TCase *rules = tcase_create("rules");
+    TCase *race = co_test_tcase(s, "race", 120);
+    TCase *rules = co_test_tcase(s, "rules", 30);
 
     tcase_add_checked_fixture(race, setup, teardown);
-    tcase_set_timeout(race, 120);
     tcase_add_test(race, race_for_last_unit);
     tcase_add_test(race, random_quantities_never_oversell);
     tcase_add_test(race, opposite_order_carts_no_deadlock);
     tcase_add_test(race, naive_read_then_update_oversells);
-    suite_add_tcase(s, race);
 
     tcase_add_checked_fixture(rules, setup, teardown);
-    tcase_set_timeout(rules, 30);
     tcase_add_test(rules, release_is_idempotent);
     tcase_add_test(rules, restock_is_idempotent_per_event);
     tcase_add_test(rules, bad_input_changes_nothing);
     tcase_add_test(rules, duplicate_lines_are_merged);
-    suite_add_tcase(s, rules);
     return s;
 }
 

@@ -9,8 +9,6 @@
 #include "co_sig.h"
 #include "race.h"
 
-#include <curl/curl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1131,12 +1129,11 @@ END_TEST
 static Suite *webhooks_suite(void)
 {
     Suite *s = suite_create("webhooks");
-    TCase *tc = tcase_create("stripe");
-    TCase *e2e = tcase_create("e2e");
-    TCase *rs = tcase_create("restock");
+    TCase *tc = co_test_tcase(s, "stripe", 60);
+    TCase *e2e = co_test_tcase(s, "e2e", 60);
+    TCase *rs = co_test_tcase(s, "restock", 60);
 
     co_test_server_fixture(tc, &srv, notify_env, true);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, forged_stale_unsigned_and_bad_json_change_nothing);
     tcase_add_test(tc, events_signed_by_the_official_sdk_are_accepted);
     tcase_add_test(tc, a_duplicate_event_has_one_effect);
@@ -1147,32 +1144,21 @@ static Suite *webhooks_suite(void)
     tcase_add_test(tc, a_dashboard_refund_refunds_the_order);
     tcase_add_test(tc, unknown_intents_and_types_are_recorded);
     tcase_add_test(tc, a_late_authorization_takes_the_stock_again_or_is_voided);
-    suite_add_tcase(s, tc);
 
     tcase_add_checked_fixture(e2e, NULL, co_test_server_teardown);
-    tcase_set_timeout(e2e, 60);
     tcase_add_test(e2e, the_mocks_own_webhooks_drive_orders);
-    suite_add_tcase(s, e2e);
 
     co_test_server_fixture(rs, &srv, notify_env, true);
-    tcase_set_timeout(rs, 60);
     tcase_add_test(rs, a_restock_from_zero_notifies_each_waiting_shopper_once);
     tcase_add_test(rs, a_replayed_restock_adds_stock_once);
     tcase_add_test(rs, a_failing_sink_gets_the_notification_on_the_third_try);
     tcase_add_test(rs, a_notification_is_dead_after_max_attempts);
     tcase_add_test(rs, bad_restocks_change_nothing);
     tcase_add_test(rs, two_servers_deliver_each_notification_once);
-    suite_add_tcase(s, rs);
     return s;
 }
 
 int main(void)
 {
-    int rc;
-
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    signal(SIGPIPE, SIG_IGN);
-    rc = co_test_run(webhooks_suite());
-    curl_global_cleanup();
-    return rc;
+    return co_test_run_http(webhooks_suite());
 }
