@@ -36,6 +36,15 @@ static long long history_rows(const char *order)
     return q1("SELECT count(*) FROM order_history WHERE order_id = $1", order);
 }
 
+/* How many times the order entered status (its history rows that end there). */
+static long long times_entered(const char *order, const char *status)
+{
+    const char *params[2] = {order, status};
+
+    return co_test_llp(srv.conn, "SELECT count(*) FROM order_history"
+                                 " WHERE order_id = $1 AND to_status = $2", 2, params);
+}
+
 /* POSTs body to path with "name: sig" (no header when sig is NULL). */
 static long post_signed(const char *path, const char *name, const char *sig, const char *body,
                         co_http_resp *r)
@@ -496,7 +505,6 @@ START_TEST(a_duplicate_event_has_one_effect)
     long long hist;
     racer rs[8];
     int applied = 0, dup = 0;
-    const char *params[1];
 
     /* Sequential: payment_failed twice. */
     co_test_item(srv.conn, "dup", 5000, 1, item);
@@ -532,10 +540,7 @@ START_TEST(a_duplicate_event_has_one_effect)
     ck_assert_int_eq(dup, 7);
     ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
-    params[0] = order;
-    ck_assert_int_eq(co_test_llp(srv.conn, "SELECT count(*) FROM order_history"
-                                           " WHERE order_id = $1 AND to_status = 'confirmed'",
-                                 1, params), 1);
+    ck_assert_int_eq(times_entered(order, "confirmed"), 1);
     free(ev);
     co_test_invariants(&srv, true);
 }
@@ -544,7 +549,6 @@ END_TEST
 START_TEST(succeeded_before_amount_capturable_updated)
 {
     char item[37], order[37], pi[64], *succeeded, *capturable;
-    const char *params[1];
 
     co_test_item(srv.conn, "ooo", 5000, 2, item);
     mobile_order(item, 2, order, pi);
@@ -561,10 +565,7 @@ START_TEST(succeeded_before_amount_capturable_updated)
     ck_assert_str_eq(deliver(capturable), "ignored: order confirmed");
     ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
-    params[0] = order;
-    ck_assert_int_eq(co_test_llp(srv.conn, "SELECT count(*) FROM order_history"
-                                           " WHERE order_id = $1 AND to_status = 'confirmed'",
-                                 1, params), 1);
+    ck_assert_int_eq(times_entered(order, "confirmed"), 1);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM payment_events"), 2);
     ck_assert_int_eq(co_test_stock(&srv, item), 0);
     /* A payment_failed arriving now changes nothing either. */
