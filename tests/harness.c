@@ -137,12 +137,28 @@ long long co_test_audit(PGconn *c)
     return co_test_ll(c, "SELECT count(*) FROM stock_audit");
 }
 
+void co_test_stock_invariant(PGconn *c)
+{
+    ck_assert_int_eq(co_test_audit(c), 0);
+    ck_assert_int_eq(co_test_ll(c, "SELECT count(*) FROM items WHERE stock < 0"), 0);
+}
+
 void co_test_uuid(char out[37])
 {
     uuid_t u;
 
     uuid_generate_random(u);
     uuid_unparse_lower(u, out);
+}
+
+TCase *co_test_tcase(Suite *s, const char *name, double timeout_s)
+{
+    TCase *tc = tcase_create(name);
+
+    if (timeout_s > 0)
+        tcase_set_timeout(tc, timeout_s);
+    suite_add_tcase(s, tc);
+    return tc;
 }
 
 int co_test_run(Suite *s)

@@ -38,9 +38,16 @@ void co_test_strp(PGconn *c, char *out, size_t n, const char *sql, int np,
 void co_test_item(PGconn *c, const char *sku, long long price, int stock, char id[37]);
 /* Rows of stock_audit (0 when invariant 1 holds). */
 long long co_test_audit(PGconn *c);
+/* SPEC invariant 1 on the database alone: stock_audit empty (every unit is in
+ * the ledger) and no item below zero. Part of co_test_invariants (server.h). */
+void co_test_stock_invariant(PGconn *c);
 
 /* A fresh random uuid string. */
 void co_test_uuid(char out[37]);
+
+/* A test case named name, added to s, whose tests may each run timeout_s
+ * seconds (0: Check's default). Its fixture and tests are added after. */
+TCase *co_test_tcase(Suite *s, const char *name, double timeout_s);
 
 /* Runs a suite with the standard runner; returns the process exit code. */
 int co_test_run(Suite *s);

@@ -65,10 +65,19 @@ long long co_test_mock_stat(co_test_server *s, const char *name);
 const char *co_test_wait_status(co_test_server *s, const char *order_id, const char *statuses,
                                 int timeout_ms);
 
-/* SPEC invariants 1-3 across the database and the mock: stock_audit empty;
- * every confirmed order has exactly its amount captured at the provider and
- * not refunded; every other ended order has no captured money left and no
- * authorization open; with all_terminal, every order has ended. */
+/* The statuses an order ends in, space-separated as co_test_wait_status
+ * takes them; co_test_unended and the suites' SQL read the same list. */
+#define CO_TEST_TERMINAL "confirmed failed expired cancelled refunded"
+
+/* How many orders have not ended (status not in CO_TEST_TERMINAL). */
+long long co_test_unended(co_test_server *s);
+
+/* SPEC invariants 1-3 across the database and the mock, the one checker the
+ * HTTP suites share: co_test_stock_invariant; every confirmed order has
+ * exactly its amount captured at the provider and not refunded; every other
+ * ended order holds no stock, has no captured money left and no
+ * authorization open; with all_terminal, every order has ended
+ * (co_test_unended is 0). */
 void co_test_invariants(co_test_server *s, bool all_terminal);
 
 /* A cart of one item. */
@@ -119,6 +128,11 @@ long co_test_confirm_at_mock(co_test_server *s, const char *pi, const char *pm);
 /* Stops p (a checkoutd) with SIGTERM and asserts it exited 0; what names it
  * in the failure. */
 void co_test_stop_clean(co_proc *p, const char *what);
+
+/* co_test_run for a suite that speaks HTTP: curl_global_init first (before
+ * any thread starts), SIGPIPE ignored (a peer that closes must not kill the
+ * test), curl_global_cleanup after. The test's main() returns what it returns. */
+int co_test_run_http(Suite *s);
 
 /* A loopback port that was free a moment ago: bound, never listened on,
  * closed (so a small race, fine for tests; a connection to it is refused). */

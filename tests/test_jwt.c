@@ -102,6 +102,30 @@ static co_jwt_result verify_payload(const char *payload_json, co_jwt_claims *out
     return verify_json(HDR, payload_json, out);
 }
 
+/* Members after "sub" in a payload ("" for none), and the verdict on them. */
+typedef struct {
+    const char *claims;
+    co_jwt_result want;
+} claims_case;
+
+/* Verifies {"sub":SUB,<claims>} at NOW (verify_payload) for each of the n
+ * cases and asserts its verdict. */
+static void expect_claims(const claims_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char payload[256];
+        co_jwt_result got;
+
+        snprintf(payload, sizeof payload, "{\"sub\":\"" SUB "\"%s%s}",
+                 cases[i].claims[0] != '\0' ? "," : "", cases[i].claims);
+        got = verify_payload(payload, NULL);
+        ck_assert_msg(got == cases[i].want, "%s: got %s, want %s", payload,
+                      co_jwt_result_name(got), co_jwt_result_name(cases[i].want));
+    }
+}
+
+#define N_CASES(a) (sizeof(a) / sizeof((a)[0]))
+
 #define ck_assert_jwt(got, want)                                                             \
     do {                                                                                     \
         co_jwt_result got_ = (got);                                                          \
@@ -272,21 +296,21 @@ END_TEST
 
 START_TEST(test_expired)
 {
+    static const claims_case cases[] = {
+        /* exp == now is already expired; now + 1 is not. */
+        {"\"exp\":1700000000", CO_JWT_EXPIRED},
+        {"\"exp\":1700000001", CO_JWT_OK},
+        /* Reals are numbers too. */
+        {"\"exp\":1700000000.5", CO_JWT_OK},
+        {"\"exp\":1699999999.5", CO_JWT_EXPIRED},
+        {"\"exp\":-1e300", CO_JWT_EXPIRED},
+        {"\"exp\":0", CO_JWT_EXPIRED},
+    };
     char *t = co_jwt_sign(SECRET, SUB, (long long)NOW - 1, NOW - 3600);
 
     ck_assert_jwt(co_jwt_verify(t, SECRET, NOW, NULL), CO_JWT_EXPIRED);
     free(t);
-    /* exp == now is already expired; now + 1 is not. */
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":1700000000}", NULL),
-                  CO_JWT_EXPIRED);
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":1700000001}", NULL), CO_JWT_OK);
-    /* Reals are numbers too. */
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":1700000000.5}", NULL),
-                  CO_JWT_OK);
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":1699999999.5}", NULL),
-                  CO_JWT_EXPIRED);
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":-1e300}", NULL), CO_JWT_EXPIRED);
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":0}", NULL), CO_JWT_EXPIRED);
+    expect_claims(cases, N_CASES(cases));
 }
 END_TEST
 
@@ -309,38 +333,33 @@ END_TEST
 
 START_TEST(test_missing_exp)
 {
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\"}", NULL), CO_JWT_EXPIRED);
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"iat\":1700000000}", NULL),
-                  CO_JWT_EXPIRED);
-    /* Present but not a number is malformed. */
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":\"1700003600\"}", NULL),
-                  CO_JWT_MALFORMED);
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":null}", NULL), CO_JWT_MALFORMED);
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":true}", NULL), CO_JWT_MALFORMED);
+    static const claims_case cases[] = {
+        {"", CO_JWT_EXPIRED},
+        {"\"iat\":1700000000", CO_JWT_EXPIRED},
+        /* Present but not a number is malformed. */
+        {"\"exp\":\"1700003600\"", CO_JWT_MALFORMED},
+        {"\"exp\":null", CO_JWT_MALFORMED},
+        {"\"exp\":true", CO_JWT_MALFORMED},
+    };
+
+    expect_claims(cases, N_CASES(cases));
 }
 END_TEST
 
 START_TEST(test_nbf)
 {
-    /* NOW + 31 is beyond the 30 s leeway, NOW + 30 is within it. */
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":1700003600,\"nbf\":1700000031}",
-                                 NULL),
-                  CO_JWT_NOT_YET_VALID);
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":1700003600,\"nbf\":1700000030}",
-                                 NULL),
-                  CO_JWT_OK);
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":1700003600,\"nbf\":1700000030.5}",
-                                 NULL),
-                  CO_JWT_NOT_YET_VALID);
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":1700003600,\"nbf\":1600000000}",
-                                 NULL),
-                  CO_JWT_OK);
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":1700003600,\"nbf\":\"0\"}", NULL),
-                  CO_JWT_MALFORMED);
-    /* iat is ignored, even in the future. */
-    ck_assert_jwt(verify_payload("{\"sub\":\"" SUB "\",\"exp\":1700003600,\"iat\":1800000000}",
-                                 NULL),
-                  CO_JWT_OK);
+    static const claims_case cases[] = {
+        /* NOW + 31 is beyond the 30 s leeway, NOW + 30 is within it. */
+        {"\"exp\":1700003600,\"nbf\":1700000031", CO_JWT_NOT_YET_VALID},
+        {"\"exp\":1700003600,\"nbf\":1700000030", CO_JWT_OK},
+        {"\"exp\":1700003600,\"nbf\":1700000030.5", CO_JWT_NOT_YET_VALID},
+        {"\"exp\":1700003600,\"nbf\":1600000000", CO_JWT_OK},
+        {"\"exp\":1700003600,\"nbf\":\"0\"", CO_JWT_MALFORMED},
+        /* iat is ignored, even in the future. */
+        {"\"exp\":1700003600,\"iat\":1800000000", CO_JWT_OK},
+    };
+
+    expect_claims(cases, N_CASES(cases));
 }
 END_TEST
 
@@ -772,15 +791,13 @@ END_TEST
 static Suite *jwt_suite(void)
 {
     Suite *s = suite_create("jwt");
-    TCase *b = tcase_create("base64url");
-    TCase *v = tcase_create("verify");
+    TCase *b = co_test_tcase(s, "base64url", 0);
+    TCase *v = co_test_tcase(s, "verify", 30);
 
     tcase_add_test(b, test_b64url_known_vectors);
     tcase_add_test(b, test_b64url_round_trip);
     tcase_add_test(b, test_b64url_rejects_invalid);
-    suite_add_tcase(s, b);
 
-    tcase_set_timeout(v, 30);
     tcase_add_test(v, test_round_trip);
     tcase_add_test(v, test_sign_matches_node_vector);
     tcase_add_test(v, test_known_vector_from_node);
@@ -805,7 +822,6 @@ static Suite *jwt_suite(void)
     tcase_add_test(v, test_role);
     tcase_add_test(v, test_check_order);
     tcase_add_test(v, test_result_names);
-    suite_add_tcase(s, v);
     return s;
 }
 

@@ -1,8 +1,8 @@
 /* The stock functions (sql/0002_stock_functions.sql) under real concurrency:
  * real threads, one real connection each, against the real server. */
 #include "harness.h"
+#include "race.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +73,6 @@ static void cart1(char *out, size_t n, const char *item, int qty)
 #define LAST_UNIT_THREADS 64
 
 typedef struct {
-    pthread_barrier_t *start;
     const char *item;
     buy_result result;
     char sqlstate[6];
@@ -86,7 +85,7 @@ static void *last_unit_worker(void *p)
     char cart[128];
 
     cart1(cart, sizeof cart, a->item, 1);
-    pthread_barrier_wait(a->start);
+    co_test_race_wait();
     a->result = PQstatus(c) == CONNECTION_OK ? buy(c, cart, a->sqlstate) : BUY_OTHER;
     PQfinish(c);
     return NULL;
@@ -95,24 +94,18 @@ static void *last_unit_worker(void *p)
 START_TEST(race_for_last_unit)
 {
     char item[37];
-    pthread_t t[LAST_UNIT_THREADS];
     last_unit_arg args[LAST_UNIT_THREADS];
-    pthread_barrier_t start;
     int ok = 0;
     int oos = 0;
 
     co_test_item(conn, "last-unit", 120000, 1, item);
-    pthread_barrier_init(&start, NULL, LAST_UNIT_THREADS);
+    for (int i = 0; i < LAST_UNIT_THREADS; i++)
+        args[i] = (last_unit_arg){.item = item};
+    co_test_race(LAST_UNIT_THREADS, last_unit_worker, args, sizeof args[0]);
     for (int i = 0; i < LAST_UNIT_THREADS; i++) {
-        args[i] = (last_unit_arg){.start = &start, .item = item};
-        pthread_create(&t[i], NULL, last_unit_worker, &args[i]);
-    }
-    for (int i = 0; i < LAST_UNIT_THREADS; i++) {
-        pthread_join(t[i], NULL);
         ok += args[i].result == BUY_OK;
         oos += args[i].result == BUY_OUT_OF_STOCK;
     }
-    pthread_barrier_destroy(&start);
     ck_assert_int_eq(ok, 1);
     ck_assert_int_eq(oos, LAST_UNIT_THREADS - 1);
     ck_assert_int_eq(co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'last-unit'"), 0);
@@ -129,7 +122,6 @@ END_TEST
 #define RANDOM_BUYERS_PER_THREAD 10
 
 typedef struct {
-    pthread_barrier_t *start;
     const char *item;
     unsigned seed;
     int bought;       /* units reserved */
@@ -144,7 +136,7 @@ static void *random_worker(void *p)
     char cart[128];
 
     a->min_refused = 99;
-    pthread_barrier_wait(a->start);
+    co_test_race_wait();
     for (int i = 0; i < RANDOM_BUYERS_PER_THREAD; i++) {
         int qty = 1 + (int)(rand_r(&a->seed) % 3);
         buy_result r;
@@ -165,28 +157,22 @@ static void *random_worker(void *p)
 START_TEST(random_quantities_never_oversell)
 {
     char item[37];
-    pthread_t t[RANDOM_THREADS];
     random_arg args[RANDOM_THREADS];
-    pthread_barrier_t start;
     int bought = 0;
     int min_refused = 99;
     int errors = 0;
     long long stock;
 
     co_test_item(conn, "hundred", 1000, 100, item);
-    pthread_barrier_init(&start, NULL, RANDOM_THREADS);
+    for (int i = 0; i < RANDOM_THREADS; i++)
+        args[i] = (random_arg){.item = item, .seed = 1234u + (unsigned)i};
+    co_test_race(RANDOM_THREADS, random_worker, args, sizeof args[0]);
     for (int i = 0; i < RANDOM_THREADS; i++) {
-        args[i] = (random_arg){.start = &start, .item = item, .seed = 1234u + (unsigned)i};
-        pthread_create(&t[i], NULL, random_worker, &args[i]);
-    }
-    for (int i = 0; i < RANDOM_THREADS; i++) {
-        pthread_join(t[i], NULL);
         bought += args[i].bought;
         errors += args[i].errors;
         if (args[i].min_refused < min_refused)
             min_refused = args[i].min_refused;
     }
-    pthread_barrier_destroy(&start);
     stock = co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'hundred'");
     ck_assert_int_eq(errors, 0);
     ck_assert_int_ge(stock, 0);
@@ -211,7 +197,6 @@ END_TEST
 static char cart_items[CART_ITEMS][37];
 
 typedef struct {
-    pthread_barrier_t *start;
     unsigned seed;
     int ok, oos, deadlocks, other;
     char other_state[6];
@@ -222,7 +207,7 @@ static void *cart_worker(void *p)
     cart_arg *a = p;
     PGconn *c = PQconnectdb(db.url);
 
-    pthread_barrier_wait(a->start);
+    co_test_race_wait();
     for (int i = 0; i < CARTS_PER_THREAD; i++) {
         /* Three distinct items, listed ascending on even threads' odd carts and
          * descending otherwise, so carts name shared items in opposite orders. */
@@ -256,9 +241,7 @@ static void *cart_worker(void *p)
 
 START_TEST(opposite_order_carts_no_deadlock)
 {
-    pthread_t t[CART_THREADS];
     cart_arg args[CART_THREADS];
-    pthread_barrier_t start;
     int ok = 0, oos = 0, deadlocks = 0, other = 0;
 
     for (int i = 0; i < CART_ITEMS; i++) {
@@ -267,20 +250,16 @@ START_TEST(opposite_order_carts_no_deadlock)
         /* Less stock than demand, so carts also fail part-way through their lines. */
         co_test_item(conn, sku, 500, 2000, cart_items[i]);
     }
-    pthread_barrier_init(&start, NULL, CART_THREADS);
+    for (int i = 0; i < CART_THREADS; i++)
+        args[i] = (cart_arg){.seed = 77u + (unsigned)i};
+    co_test_race(CART_THREADS, cart_worker, args, sizeof args[0]);
     for (int i = 0; i < CART_THREADS; i++) {
-        args[i] = (cart_arg){.start = &start, .seed = 77u + (unsigned)i};
-        pthread_create(&t[i], NULL, cart_worker, &args[i]);
-    }
-    for (int i = 0; i < CART_THREADS; i++) {
-        pthread_join(t[i], NULL);
         ok += args[i].ok;
         oos += args[i].oos;
         deadlocks += args[i].deadlocks;
         other += args[i].other;
         ck_assert_msg(args[i].other == 0, "unexpected SQLSTATE %s", args[i].other_state);
     }
-    pthread_barrier_destroy(&start);
     ck_assert_int_eq(deadlocks, 0);
     ck_assert_int_eq(other, 0);
     ck_assert_int_eq(ok + oos, CART_THREADS * CARTS_PER_THREAD);
@@ -294,8 +273,7 @@ START_TEST(opposite_order_carts_no_deadlock)
         "CASE WHEN o.stock_held THEN (SELECT count(*) FROM order_lines WHERE order_id = o.id) "
         "ELSE 0 END"), 0);
     ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM orders WHERE stock_held"), ok);
-    ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM items WHERE stock < 0"), 0);
-    ck_assert_int_eq(co_test_audit(conn), 0);
+    co_test_stock_invariant(conn);
 }
 END_TEST
 
@@ -304,14 +282,14 @@ END_TEST
 #define NAIVE_THREADS 32
 
 typedef struct {
-    pthread_barrier_t *read_done;
     int sold;
 } naive_arg;
 
 /* What we exist to prevent: the client reads the stock, decides, and writes
- * back the number it computed. The barrier makes every thread read before any
- * writes, which real traffic does by chance. Runs on a scratch table: the real
- * items table is only ever changed by the stock functions. */
+ * back the number it computed. The race's barrier (co_test_race_wait) makes
+ * every thread read before any writes, which real traffic does by chance.
+ * Runs on a scratch table: the real items table is only ever changed by the
+ * stock functions. */
 static void *naive_worker(void *p)
 {
     naive_arg *a = p;
@@ -323,14 +301,14 @@ static void *naive_worker(void *p)
         char sql[128];
 
         PQclear(r);
-        pthread_barrier_wait(a->read_done);
+        co_test_race_wait();
         if (stock >= 1) {
             snprintf(sql, sizeof sql, "UPDATE naive_items SET stock = %lld WHERE id = 1",
                      stock - 1);
             PQclear(PQexec(c, sql));
             a->sold++;
         }
-        pthread_barrier_wait(a->read_done);
+        co_test_race_wait();
     }
     PQfinish(c);
     return NULL;
@@ -338,23 +316,14 @@ static void *naive_worker(void *p)
 
 START_TEST(naive_read_then_update_oversells)
 {
-    pthread_t t[NAIVE_THREADS];
-    naive_arg args[NAIVE_THREADS];
-    pthread_barrier_t read_done;
+    naive_arg args[NAIVE_THREADS] = {{0}};
     int sold = 0;
 
     co_test_exec(conn, "CREATE TABLE naive_items (id int PRIMARY KEY, stock int NOT NULL)");
     co_test_exec(conn, "INSERT INTO naive_items VALUES (1, 100)");
-    pthread_barrier_init(&read_done, NULL, NAIVE_THREADS);
-    for (int i = 0; i < NAIVE_THREADS; i++) {
-        args[i] = (naive_arg){.read_done = &read_done};
-        pthread_create(&t[i], NULL, naive_worker, &args[i]);
-    }
-    for (int i = 0; i < NAIVE_THREADS; i++) {
-        pthread_join(t[i], NULL);
+    co_test_race(NAIVE_THREADS, naive_worker, args, sizeof args[0]);
+    for (int i = 0; i < NAIVE_THREADS; i++)
         sold += args[i].sold;
-    }
-    pthread_barrier_destroy(&read_done);
     /* 100 units, yet every thread sells in every round: 320 orders recorded. */
     ck_assert_int_gt(sold, 100);
     ck_assert_int_eq(sold, NAIVE_THREADS * 10);
@@ -374,17 +343,26 @@ static const char *state_of(PGconn *c, const char *sql, int n, const char *const
     return st;
 }
 
+/* co_create_order of cart (JSON) for a new shopper, as a new order whose id
+ * goes into order; returns its amount (the call must succeed). */
+static long long create_order(const char *cart, char order[37])
+{
+    char user[37];
+    const char *p[3] = {order, user, cart};
+
+    co_test_uuid(order);
+    co_test_uuid(user);
+    return co_test_llp(conn, "SELECT amount FROM co_create_order($1, $2, $3)", 3, p);
+}
+
 START_TEST(release_is_idempotent)
 {
-    char item[37], order[37], user[37], cart[128];
-    const char *p3[3] = {order, user, cart};
+    char item[37], order[37], cart[128];
     const char *p1[1] = {order};
 
     co_test_item(conn, "rel", 100, 5, item);
-    co_test_uuid(order);
-    co_test_uuid(user);
     cart1(cart, sizeof cart, item, 2);
-    co_test_llp(conn, "SELECT amount FROM co_create_order($1, $2, $3)", 3, p3);
+    create_order(cart, order);
     ck_assert_str_eq(state_of(conn, "SELECT co_reserve_order($1)", 1, p1), "00000");
     /* Reserving twice holds the units once. */
     ck_assert_str_eq(state_of(conn, "SELECT co_reserve_order($1)", 1, p1), "00000");
@@ -484,19 +462,15 @@ END_TEST
 
 START_TEST(duplicate_lines_are_merged)
 {
-    char item[37], order[37], user[37], cart[256];
-    const char *p3[3] = {order, user, cart};
+    char item[37], order[37], cart[256];
     const char *p1[1] = {order};
 
     co_test_item(conn, "dup", 100, 3, item);
-    co_test_uuid(order);
-    co_test_uuid(user);
     /* 2 + 2 of a 3-unit item: checked as 4 against 3, never as 2 twice. */
     snprintf(cart, sizeof cart,
              "[{\"item_id\":\"%s\",\"quantity\":2},{\"item_id\":\"%s\",\"quantity\":2}]",
              item, item);
-    ck_assert_int_eq(co_test_llp(conn, "SELECT amount FROM co_create_order($1, $2, $3)", 3, p3),
-                     400);
+    ck_assert_int_eq(create_order(cart, order), 400);
     ck_assert_int_eq(co_test_llp(conn, "SELECT count(*) FROM order_lines WHERE order_id = $1",
                                  1, p1), 1);
     ck_assert_str_eq(state_of(conn, "SELECT co_reserve_order($1)", 1, p1), "CK409");
@@ -507,24 +481,20 @@ END_TEST
 static Suite *stock_suite(void)
 {
     Suite *s = suite_create("stock");
-    TCase *race = tcase_create("race");
-    TCase *rules = tcase_create("rules");
+    TCase *race = co_test_tcase(s, "race", 120);
+    TCase *rules = co_test_tcase(s, "rules", 30);
 
     tcase_add_checked_fixture(race, setup, teardown);
-    tcase_set_timeout(race, 120);
     tcase_add_test(race, race_for_last_unit);
     tcase_add_test(race, random_quantities_never_oversell);
     tcase_add_test(race, opposite_order_carts_no_deadlock);
     tcase_add_test(race, naive_read_then_update_oversells);
-    suite_add_tcase(s, race);
 
     tcase_add_checked_fixture(rules, setup, teardown);
-    tcase_set_timeout(rules, 30);
     tcase_add_test(rules, release_is_idempotent);
     tcase_add_test(rules, restock_is_idempotent_per_event);
     tcase_add_test(rules, bad_input_changes_nothing);
     tcase_add_test(rules, duplicate_lines_are_merged);
-    suite_add_tcase(s, rules);
     return s;
 }
 

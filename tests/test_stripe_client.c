@@ -26,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "co_log.h"
@@ -1233,11 +1232,10 @@ END_TEST
 static Suite *stripe_suite(void)
 {
     Suite *s = suite_create("stripe_client");
-    TCase *wire = tcase_create("wire");
-    TCase *mock = tcase_create("mock");
+    TCase *wire = co_test_tcase(s, "wire", 10);
+    TCase *mock = co_test_tcase(s, "mock", 20);
 
     tcase_add_checked_fixture(wire, unit_setup, unit_teardown);
-    tcase_set_timeout(wire, 10);
     tcase_add_test(wire, wire_create_form_and_headers);
     tcase_add_test(wire, wire_get_after_post_has_no_leftovers);
     tcase_add_test(wire, wire_refund_form);
@@ -1257,10 +1255,8 @@ static Suite *stripe_suite(void)
     tcase_add_test(wire, wire_local_rejections);
     tcase_add_test(wire, status_mapping);
     tcase_add_test(wire, connection_refused_is_unavailable_quickly);
-    suite_add_tcase(s, wire);
 
     tcase_add_checked_fixture(mock, mock_setup, mock_teardown);
-    tcase_set_timeout(mock, 20);
     tcase_add_test(mock, mock_authorize_then_capture);
     tcase_add_test(mock, mock_cancel_voids);
     tcase_add_test(mock, mock_decline_generic);
@@ -1279,19 +1275,12 @@ static Suite *stripe_suite(void)
     tcase_add_test(mock, mock_hang_on_create_timeout_retry);
     tcase_add_test(mock, mock_idempotent_replay);
     tcase_add_test(mock, mock_in_flight_409_then_replay);
-    suite_add_tcase(s, mock);
     return s;
 }
 
 int main(void)
 {
-    int rc;
-
-    /* Before any thread (the scripted server, proc's drain threads). */
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    signal(SIGPIPE, SIG_IGN);
     co_log_init();
-    rc = co_test_run(stripe_suite());
-    curl_global_cleanup();
-    return rc;
+    /* curl_global_init before any thread (the scripted server, proc's drain threads). */
+    return co_test_run_http(stripe_suite());
 }

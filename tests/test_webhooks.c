@@ -7,10 +7,8 @@
 #include "server.h"
 
 #include "co_sig.h"
+#include "race.h"
 
-#include <curl/curl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +34,15 @@ static long long q1(const char *sql, const char *p1)
 static long long history_rows(const char *order)
 {
     return q1("SELECT count(*) FROM order_history WHERE order_id = $1", order);
+}
+
+/* How many times the order entered status (its history rows that end there). */
+static long long times_entered(const char *order, const char *status)
+{
+    const char *params[2] = {order, status};
+
+    return co_test_llp(srv.conn, "SELECT count(*) FROM order_history"
+                                 " WHERE order_id = $1 AND to_status = $2", 2, params);
 }
 
 /* POSTs body to path with "name: sig" (no header when sig is NULL). */
@@ -479,7 +486,6 @@ START_TEST(events_signed_by_the_official_sdk_are_accepted)
 END_TEST
 
 typedef struct {
-    pthread_barrier_t *start;
     const char *body;
     char outcome[128];
 } racer;
@@ -488,7 +494,7 @@ static void *race_deliver(void *p)
 {
     racer *x = p;
 
-    pthread_barrier_wait(x->start);
+    co_test_race_wait();
     snprintf(x->outcome, sizeof x->outcome, "%s", deliver(x->body));
     return NULL;
 }
@@ -497,11 +503,8 @@ START_TEST(a_duplicate_event_has_one_effect)
 {
     char item[37], order[37], pi[64], *ev;
     long long hist;
-    pthread_t t[8];
     racer rs[8];
-    pthread_barrier_t start;
     int applied = 0, dup = 0;
-    const char *params[1];
 
     /* Sequential: payment_failed twice. */
     co_test_item(srv.conn, "dup", 5000, 1, item);
@@ -526,25 +529,18 @@ START_TEST(a_duplicate_event_has_one_effect)
     mobile_order(item, 1, order, pi);
     ck_assert_int_eq(confirm_at_mock(pi, "pm_card_visa"), 200);
     ev = pi_event("evt_many", "payment_intent.amount_capturable_updated", pi);
-    pthread_barrier_init(&start, NULL, 8);
+    for (int i = 0; i < 8; i++)
+        rs[i] = (racer){.body = ev};
+    co_test_race(8, race_deliver, rs, sizeof rs[0]);
     for (int i = 0; i < 8; i++) {
-        rs[i] = (racer){.start = &start, .body = ev};
-        pthread_create(&t[i], NULL, race_deliver, &rs[i]);
-    }
-    for (int i = 0; i < 8; i++) {
-        pthread_join(t[i], NULL);
         applied += strncmp(rs[i].outcome, "applied", 7) == 0;
         dup += strcmp(rs[i].outcome, "duplicate") == 0;
     }
-    pthread_barrier_destroy(&start);
     ck_assert_int_eq(applied, 1);
     ck_assert_int_eq(dup, 7);
     ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
-    params[0] = order;
-    ck_assert_int_eq(co_test_llp(srv.conn, "SELECT count(*) FROM order_history"
-                                           " WHERE order_id = $1 AND to_status = 'confirmed'",
-                                 1, params), 1);
+    ck_assert_int_eq(times_entered(order, "confirmed"), 1);
     free(ev);
     co_test_invariants(&srv, true);
 }
@@ -553,7 +549,6 @@ END_TEST
 START_TEST(succeeded_before_amount_capturable_updated)
 {
     char item[37], order[37], pi[64], *succeeded, *capturable;
-    const char *params[1];
 
     co_test_item(srv.conn, "ooo", 5000, 2, item);
     mobile_order(item, 2, order, pi);
@@ -570,10 +565,7 @@ START_TEST(succeeded_before_amount_capturable_updated)
     ck_assert_str_eq(deliver(capturable), "ignored: order confirmed");
     ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
-    params[0] = order;
-    ck_assert_int_eq(co_test_llp(srv.conn, "SELECT count(*) FROM order_history"
-                                           " WHERE order_id = $1 AND to_status = 'confirmed'",
-                                 1, params), 1);
+    ck_assert_int_eq(times_entered(order, "confirmed"), 1);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM payment_events"), 2);
     ck_assert_int_eq(co_test_stock(&srv, item), 0);
     /* A payment_failed arriving now changes nothing either. */
@@ -904,7 +896,6 @@ START_TEST(a_restock_from_zero_notifies_each_waiting_shopper_once)
 END_TEST
 
 typedef struct {
-    pthread_barrier_t *start;
     const char *body;
     long status;
     bool applied;
@@ -916,7 +907,7 @@ static void *race_restock(void *p)
     co_http_resp r = {0};
     json_t *j;
 
-    pthread_barrier_wait(x->start);
+    co_test_race_wait();
     x->status = send_restock(x->body, &r);
     j = co_http_json(&r);
     x->applied = json_is_true(json_object_get(j, "applied"));
@@ -928,26 +919,20 @@ static void *race_restock(void *p)
 START_TEST(a_replayed_restock_adds_stock_once)
 {
     char item[37], body[200], user[37];
-    pthread_t t[8];
     restocker rs[8];
-    pthread_barrier_t start;
     int applied = 0;
 
     co_test_item(srv.conn, "rr", 5000, 0, item);
     co_test_uuid(user);
     subscribe(item, user, 201);
     snprintf(body, sizeof body, "{\"event_id\":\"rr-1\",\"item_id\":\"%s\",\"quantity\":7}", item);
-    pthread_barrier_init(&start, NULL, 8);
+    for (int i = 0; i < 8; i++)
+        rs[i] = (restocker){.body = body};
+    co_test_race(8, race_restock, rs, sizeof rs[0]);
     for (int i = 0; i < 8; i++) {
-        rs[i] = (restocker){.start = &start, .body = body};
-        pthread_create(&t[i], NULL, race_restock, &rs[i]);
-    }
-    for (int i = 0; i < 8; i++) {
-        pthread_join(t[i], NULL);
         ck_assert_int_eq(rs[i].status, 200);
         applied += rs[i].applied;
     }
-    pthread_barrier_destroy(&start);
     ck_assert_int_eq(applied, 1);
     ck_assert_int_eq(co_test_stock(&srv, item), 7);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM notification_outbox"), 1);
@@ -1145,12 +1130,11 @@ END_TEST
 static Suite *webhooks_suite(void)
 {
     Suite *s = suite_create("webhooks");
-    TCase *tc = tcase_create("stripe");
-    TCase *e2e = tcase_create("e2e");
-    TCase *rs = tcase_create("restock");
+    TCase *tc = co_test_tcase(s, "stripe", 60);
+    TCase *e2e = co_test_tcase(s, "e2e", 60);
+    TCase *rs = co_test_tcase(s, "restock", 60);
 
     co_test_server_fixture(tc, &srv, notify_env, true);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, forged_stale_unsigned_and_bad_json_change_nothing);
     tcase_add_test(tc, events_signed_by_the_official_sdk_are_accepted);
     tcase_add_test(tc, a_duplicate_event_has_one_effect);
@@ -1161,32 +1145,21 @@ static Suite *webhooks_suite(void)
     tcase_add_test(tc, a_dashboard_refund_refunds_the_order);
     tcase_add_test(tc, unknown_intents_and_types_are_recorded);
     tcase_add_test(tc, a_late_authorization_takes_the_stock_again_or_is_voided);
-    suite_add_tcase(s, tc);
 
     tcase_add_checked_fixture(e2e, NULL, co_test_server_teardown);
-    tcase_set_timeout(e2e, 60);
     tcase_add_test(e2e, the_mocks_own_webhooks_drive_orders);
-    suite_add_tcase(s, e2e);
 
     co_test_server_fixture(rs, &srv, notify_env, true);
-    tcase_set_timeout(rs, 60);
     tcase_add_test(rs, a_restock_from_zero_notifies_each_waiting_shopper_once);
     tcase_add_test(rs, a_replayed_restock_adds_stock_once);
     tcase_add_test(rs, a_failing_sink_gets_the_notification_on_the_third_try);
     tcase_add_test(rs, a_notification_is_dead_after_max_attempts);
     tcase_add_test(rs, bad_restocks_change_nothing);
     tcase_add_test(rs, two_servers_deliver_each_notification_once);
-    suite_add_tcase(s, rs);
     return s;
 }
 
 int main(void)
 {
-    int rc;
-
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    signal(SIGPIPE, SIG_IGN);
-    rc = co_test_run(webhooks_suite());
-    curl_global_cleanup();
-    return rc;
+    return co_test_run_http(webhooks_suite());
 }
