@@ -44,7 +44,7 @@ co_worker *co_worker_new(void *p)
     if (w == NULL)
         return NULL;
     w->app = app;
-    w->db = co_db_open(app->cfg.database_url);
+    w->db = app->db;
     w->stripe = co_stripe_new(&sc);
     if (w->db == NULL || w->stripe == NULL) {
         co_worker_free(w);
@@ -62,7 +62,6 @@ void co_worker_free(co_worker *w)
 {
     if (w == NULL)
         return;
-    co_db_close(w->db);
     co_stripe_free(w->stripe);
     free(w);
 }

@@ -16,17 +16,19 @@
 typedef struct {
     co_config cfg;
     char owner[96];        /* lease owner id: host:pid */
+    co_db *db;             /* the connection pool every thread shares */
     atomic_bool stopping;
 } co_app;
 
 struct co_worker {
     co_app *app;
-    co_db *db;
+    co_db *db;             /* app->db */
     co_stripe *stripe;
     co_saga saga;
 };
 
-/* One per thread: its own Postgres connection and libcurl handle. */
+/* One per thread: its own libcurl handle (one keep-alive connection to the
+ * provider); Postgres through the shared pool. */
 co_worker *co_worker_new(void *app);
 void co_worker_free(co_worker *w);
 

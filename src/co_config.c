@@ -80,7 +80,8 @@ bool co_config_load(co_config *cfg, char *err, unsigned n)
 
     if (!env_int("RESERVATION_TTL_SECONDS", 900, 1, 7 * 86400, &cfg->reservation_ttl_seconds,
                  err, n) ||
-        !env_int("WORKERS", 32, 1, 512, &cfg->workers, err, n) ||
+        !env_int("WORKERS", 256, 1, 1024, &cfg->workers, err, n) ||
+        !env_int("DB_POOL_SIZE", 16, 1, 256, &cfg->db_pool_size, err, n) ||
         !env_int("SAGA_LEASE_SECONDS", 60, 1, 3600, &cfg->lease_seconds, err, n) ||
         !env_int("RECOVERY_INTERVAL_MS", 1000, 10, 600000, &cfg->recovery_interval_ms, err, n) ||
         !env_int("STRIPE_TIMEOUT_MS", 10000, 100, 600000, &timeout_ms, err, n) ||

@@ -16,7 +16,9 @@ typedef struct {
     char *admin_api_key;
     char *notify_url;
     int reservation_ttl_seconds;
-    int workers;               /* WORKERS: saga/DB worker threads, default 32 */
+    int workers;               /* WORKERS: request threads (sagas in flight), default 256 */
+    int db_pool_size;          /* DB_POOL_SIZE: Postgres connections of this process, shared
+                                * by every thread, default 16 */
     int lease_seconds;         /* SAGA_LEASE_SECONDS: a saga's owner lease; derived by default:
                                 * longer than a step's provider call with all its retries */
     int recovery_interval_ms;  /* RECOVERY_INTERVAL_MS: recovery/expiry sweep period,

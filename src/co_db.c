@@ -3,30 +3,58 @@
 #include "co_backoff.h"
 #include "co_log.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* A pool of connections: each statement borrows one for its one round trip
+ * and gives it back, so any number of threads share a small fixed number of
+ * server connections (a saga waiting on the provider holds none). */
+typedef struct {
+    PGconn *pg;             /* NULL until first used, or after it was lost */
+    bool busy;
+} co_slot;
+
 struct co_db {
-    PGconn *pg;
     char *conninfo;
-    unsigned int seed;      /* rand_r state for the retry jitter */
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    int size;
+    co_slot *slots;
 };
 
-co_db *co_db_open(const char *conninfo)
+/* The retry jitter's rand_r state: per thread, so nothing is shared. */
+static _Thread_local unsigned int jitter_seed;
+
+co_db *co_db_open_pool(const char *conninfo, int size)
 {
     co_db *db = calloc(1, sizeof *db);
 
     if (db == NULL)
         return NULL;
+    db->size = size > 0 ? size : 1;
     db->conninfo = strdup(conninfo);
-    db->seed = (unsigned int)time(NULL) ^ (unsigned int)(size_t)db;
-    if (db->conninfo == NULL) {
+    db->slots = calloc((size_t)db->size, sizeof *db->slots);
+    if (db->conninfo == NULL || db->slots == NULL) {
+        free(db->conninfo);
+        free(db->slots);
         free(db);
         return NULL;
     }
-    (void)co_db_conn(db);
+    pthread_mutex_init(&db->lock, NULL);
+    pthread_cond_init(&db->freed, NULL);
+    return db;
+}
+
+co_db *co_db_open(const char *conninfo)
+{
+    co_db *db = co_db_open_pool(conninfo, 1);
+
+    if (db != NULL)
+        (void)co_db_conn(db);
     return db;
 }
 
@@ -34,8 +62,12 @@ void co_db_close(co_db *db)
 {
     if (db == NULL)
         return;
-    if (db->pg != NULL)
-        PQfinish(db->pg);
+    for (int i = 0; i < db->size; i++)
+        if (db->slots[i].pg != NULL)
+            PQfinish(db->slots[i].pg);
+    pthread_cond_destroy(&db->freed);
+    pthread_mutex_destroy(&db->lock);
+    free(db->slots);
     free(db->conninfo);
     free(db);
 }
@@ -46,32 +78,76 @@ static void ignore_notice(void *arg, const char *message)
     (void)message;
 }
 
-PGconn *co_db_conn(co_db *db)
+/* The slot's live connection, (re)connecting if needed; NULL when the server
+ * is unreachable. The caller holds the slot. */
+static PGconn *slot_conn(co_db *db, co_slot *slot)
 {
-    if (db->pg != NULL && PQstatus(db->pg) == CONNECTION_OK)
-        return db->pg;
-    if (db->pg != NULL) {
-        PQfinish(db->pg);
-        db->pg = NULL;
+    if (slot->pg != NULL && PQstatus(slot->pg) == CONNECTION_OK)
+        return slot->pg;
+    if (slot->pg != NULL) {
+        PQfinish(slot->pg);
+        slot->pg = NULL;
     }
-    db->pg = PQconnectdb(db->conninfo);
-    if (PQstatus(db->pg) != CONNECTION_OK) {
+    {
+        /* checkoutd's connections are named in pg_stat_activity, unless the
+         * conninfo names them itself (its keywords come later, and win). */
+        static const char *const keys[] = {"application_name", "dbname", NULL};
+        const char *values[] = {"checkoutd", db->conninfo, NULL};
+
+        slot->pg = PQconnectdbParams(keys, values, 1);
+    }
+    if (PQstatus(slot->pg) != CONNECTION_OK) {
         /* The message names host and port, never the password. */
         char msg[512];
         size_t len;
 
-        snprintf(msg, sizeof msg, "%s", PQerrorMessage(db->pg));
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(slot->pg));
         len = strlen(msg);
         while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
             msg[--len] = '\0';
         CO_WARN("db", "connect failed: %s", msg);
-        PQfinish(db->pg);
-        db->pg = NULL;
+        PQfinish(slot->pg);
+        slot->pg = NULL;
         return NULL;
     }
     /* Notices (e.g. "already exists, skipping") are not errors: keep the log clean. */
-    PQsetNoticeProcessor(db->pg, ignore_notice, NULL);
-    return db->pg;
+    PQsetNoticeProcessor(slot->pg, ignore_notice, NULL);
+    return slot->pg;
+}
+
+/* Borrows a slot, waiting while all are busy; prefers one already connected. */
+static co_slot *borrow(co_db *db)
+{
+    co_slot *slot = NULL;
+
+    pthread_mutex_lock(&db->lock);
+    for (;;) {
+        for (int i = 0; i < db->size; i++) {
+            if (db->slots[i].busy)
+                continue;
+            if (slot == NULL || (slot->pg == NULL && db->slots[i].pg != NULL))
+                slot = &db->slots[i];
+        }
+        if (slot != NULL)
+            break;
+        pthread_cond_wait(&db->freed, &db->lock);
+    }
+    slot->busy = true;
+    pthread_mutex_unlock(&db->lock);
+    return slot;
+}
+
+static void give_back(co_db *db, co_slot *slot)
+{
+    pthread_mutex_lock(&db->lock);
+    slot->busy = false;
+    pthread_cond_signal(&db->freed);
+    pthread_mutex_unlock(&db->lock);
+}
+
+PGconn *co_db_conn(co_db *db)
+{
+    return slot_conn(db, &db->slots[0]);
 }
 
 static void copy_field(char *dst, size_t n, const char *src)
@@ -111,16 +187,19 @@ co_db_status co_db_classify(PGconn *conn, PGresult *res, co_dbr *out)
 co_db_status co_db_exec(co_db *db, co_dbr *r, const char *sql, int nparams,
                         const char *const *params)
 {
-    PGconn *c = co_db_conn(db);
+    co_slot *slot = borrow(db);
+    PGconn *c = slot_conn(db, slot);
 
     memset(r, 0, sizeof *r);
     if (c == NULL) {
+        give_back(db, slot);
         copy_field(r->message, sizeof r->message, "database unreachable");
         r->status = CO_DB_SOFT;
         return r->status;
     }
     r->res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
     r->status = co_db_classify(c, r->res, r);
+    give_back(db, slot);
     if (r->status == CO_DB_HARD && r->sqlstate[0] != 'C')
         CO_WARN("db", "%s: %s (%s)", r->sqlstate, r->message, r->detail);
     return r->status;
@@ -136,7 +215,9 @@ co_db_status co_db_call(co_db *db, co_dbr *r, const char *sql, int nparams,
                 r->message);
         co_dbr_clear(r);
         /* 5 ms, 10, 20 ... capped at 200 ms: contention clears fast. */
-        co_sleep_ms(co_backoff_ms(5, 200, attempt, &db->seed));
+        if (jitter_seed == 0)
+            jitter_seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)&jitter_seed;
+        co_sleep_ms(co_backoff_ms(5, 200, attempt, &jitter_seed));
     }
 }
 

@@ -1,5 +1,7 @@
-/* Postgres access: one connection per thread (a PGconn is not thread-safe),
- * results classified four ways, and bounded retries of soft failures. Every
+/* Postgres access: a small pool of connections shared by every thread (a
+ * PGconn is used by one thread at a time: each statement borrows one for its
+ * round trip), results classified four ways, and bounded retries of soft
+ * failures. Every
  * write the server makes is one SQL function, so one statement is one
  * transaction: co_db_call is the transaction runner (no BEGIN/COMMIT pairs,
  * no transaction open across anything else).
@@ -29,11 +31,17 @@ typedef struct {
     char detail[256];
 } co_dbr;
 
-/* Connects (lazily reconnecting later if the server goes away). Never NULL
- * except on OOM; a failed first connect is retried on the first query. */
+/* A pool of at most size connections, opened as statements need them (and
+ * reopened after the server went away). Never NULL except on OOM. Safe to
+ * share between threads; a statement waits while all size are in use. */
+co_db *co_db_open_pool(const char *conninfo, int size);
+/* A pool of one, connected now (a failed connect is retried on the first
+ * query): for one thread's session work, e.g. migrations. */
 co_db *co_db_open(const char *conninfo);
+/* Closes every connection; no statement may be running. */
 void co_db_close(co_db *db);
-/* The live connection, reconnecting if needed; NULL when the server is unreachable. */
+/* The live connection of a pool of one, reconnecting if needed; NULL when the
+ * server is unreachable. For session work only (one thread, co_db_open). */
 PGconn *co_db_conn(co_db *db);
 
 /* Maps a result to the four values; fills sqlstate/message/detail on errors.

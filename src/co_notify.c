@@ -14,7 +14,7 @@
 /* Rows claimed per statement. Small, because the lease must cover the batch. */
 #define NOTIFY_BATCH 10
 
-/* What the thread owns: its own connection and handle (neither is shared). */
+/* What the thread owns: its own HTTP handle; Postgres through the app's pool. */
 typedef struct {
     co_notifier *n;
     const co_config *cfg;
@@ -165,12 +165,9 @@ static void *notify_setup(co_ticker *t)
         return NULL;
     x->n = n;
     x->cfg = &n->app->cfg;
-    x->db = co_db_open(n->app->cfg.database_url);
+    x->db = n->app->db;
     x->curl = curl_easy_init();
-    if (x->db == NULL || x->curl == NULL) {
-        co_db_close(x->db);
-        if (x->curl != NULL)
-            curl_easy_cleanup(x->curl);
+    if (x->curl == NULL) {
         free(x);
         return NULL;
     }
@@ -196,7 +193,6 @@ static void notify_teardown(void *state)
     co_sender *x = state;
 
     curl_easy_cleanup(x->curl);
-    co_db_close(x->db);
     free(x);
 }
 

@@ -98,6 +98,9 @@ static int serve(void)
         fprintf(stderr, "checkoutd: cannot apply migrations (is DATABASE_URL reachable?)\n");
         goto fail;
     }
+    app.db = co_db_open_pool(app.cfg.database_url, app.cfg.db_pool_size);
+    if (app.db == NULL)
+        goto fail;
     hc = (co_http_config){
         .host = app.cfg.listen_host, .port = app.cfg.listen_port, .routes = co_routes,
         .workers = app.cfg.workers, .worker_new = co_worker_new,
@@ -119,11 +122,13 @@ static int serve(void)
     co_recovery_stop(&rec);
     co_notify_stop(&notifier);
     co_http_stop(http);
+    co_db_close(app.db);
     co_config_free(&app.cfg);
     curl_global_cleanup();
     return 0;
 
 fail:
+    co_db_close(app.db);
     co_config_free(&app.cfg);
     curl_global_cleanup();
     return 1;

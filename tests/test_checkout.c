@@ -82,6 +82,74 @@ START_TEST(two_hundred_shoppers_one_unit)
 }
 END_TEST
 
+/* ------------------------------------------------------- sagas in flight */
+
+#define FAR_SHOPPERS 48
+#define FAR_POOL 3
+
+typedef struct {
+    co_test_server *s;
+    _Atomic int stop;
+    long long max_conns, max_waiting;
+} sampler;
+
+/* Samples, until told to stop, how many Postgres connections checkoutd holds
+ * and how many orders wait on the provider (reserved: authorize in flight). */
+static void *sample(void *p)
+{
+    sampler *x = p;
+    PGconn *c = co_test_connect(&x->s->db);
+
+    while (!x->stop) {
+        long long conns = co_test_ll(c, "SELECT count(*) FROM pg_stat_activity"
+                                        " WHERE datname = current_database()"
+                                        " AND application_name = 'checkoutd'");
+        long long waiting = co_test_ll(c, "SELECT count(*) FROM orders"
+                                          " WHERE status = 'reserved'");
+        if (conns > x->max_conns)
+            x->max_conns = conns;
+        if (waiting > x->max_waiting)
+            x->max_waiting = waiting;
+        usleep(10000);
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+START_TEST(sagas_waiting_on_the_provider_hold_no_connection)
+{
+    static const char *const env[] = {"WORKERS=64", "DB_POOL_SIZE=3", NULL};
+    char item[37], body[256];
+    static racer rs[FAR_SHOPPERS];
+    sampler x = {.s = &srv};
+    pthread_t t;
+    int created = 0;
+
+    ck_assert(co_test_server_restart(&srv, env));
+    co_test_item(srv.conn, "far", 1000, FAR_SHOPPERS, item);
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
+    /* Every authorization takes 400 ms at the provider: an ocean away. */
+    co_test_fault(&srv, "POST /v1/payment_intents", "delay", FAR_SHOPPERS, 400);
+    for (int i = 0; i < FAR_SHOPPERS; i++)
+        rs[i] = (racer){.body = body};
+    pthread_create(&t, NULL, sample, &x);
+    co_test_race(FAR_SHOPPERS, race_one, rs, sizeof rs[0]);
+    x.stop = 1;
+    pthread_join(t, NULL);
+    for (int i = 0; i < FAR_SHOPPERS; i++)
+        created += rs[i].status == 201;
+    ck_assert_int_eq(created, FAR_SHOPPERS);
+    /* Many sagas were waiting on the provider at the same moment... */
+    ck_assert_msg(x.max_waiting >= FAR_SHOPPERS / 2, "at most %lld waited at once",
+                  x.max_waiting);
+    /* ...while checkoutd never held more than its pool. */
+    ck_assert_msg(x.max_conns >= 1 && x.max_conns <= FAR_POOL, "checkoutd held %lld connections",
+                  x.max_conns);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), FAR_SHOPPERS);
+    co_test_invariants(&srv, true);
+}
+END_TEST
+
 /* ------------------------------------------------------- compensation */
 
 START_TEST(decline_releases_stock_for_the_next_shopper)
@@ -598,6 +666,7 @@ static Suite *checkout_suite(void)
 
     co_test_server_fixture(tc, &srv, NULL, false);
     tcase_add_test(tc, two_hundred_shoppers_one_unit);
+    tcase_add_test(tc, sagas_waiting_on_the_provider_hold_no_connection);
     tcase_add_test(tc, decline_releases_stock_for_the_next_shopper);
     tcase_add_test(tc, capture_500_then_success);
     tcase_add_test(tc, capture_failing_for_good_voids_and_releases);
