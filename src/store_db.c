@@ -85,7 +85,7 @@ co_store_port co_store_port_pg(co_db *db)
         .checkout_respond = co_store_checkout_respond,
         .checkout_answer = co_store_checkout_answer,
         .record_event = co_store_record_event,
-        .event_lookup = co_store_event_lookup,
+        .event_order = co_store_event_order,
         .claim_stalled = co_store_claim_stalled,
     };
 }

@@ -17,18 +17,21 @@ co_store_rc co_store_record_event(void *db, const co_event_record *e, bool *fres
     return co_store_rc_of(st);
 }
 
-co_store_rc co_store_event_lookup(void *db, const char *event_id, const char *order_hint,
-                                  const char *intent, bool *seen, char order_id[37])
+co_store_rc co_store_event_order(void *db, const char *event_id, const char *order_hint,
+                                 const char *intent, bool *seen, co_order *o)
 {
     const char *params[3] = {event_id, order_hint, intent};
     co_dbr r;
     co_db_status st = co_db_call(db, &r,
-                                 "SELECT seen, order_id FROM co_event_lookup(p_event_id => $1,"
+                                 "SELECT * FROM co_event_order(p_event_id => $1,"
                                  " p_order_id => $2, p_payment_intent => $3)",
                                  3, params);
 
     *seen = st == CO_DB_ROWS && co_dbr_is(&r, 0, "seen");
-    co_store_copy(order_id, 37, st == CO_DB_ROWS ? co_dbr_str(&r, 0, "order_id") : NULL);
+    if (st == CO_DB_ROWS && co_dbr_str(&r, 0, "id") == NULL)
+        st = CO_DB_NONE;
+    if (st == CO_DB_ROWS)
+        co_store_read_order(&r, o);
     co_dbr_clear(&r);
     return co_store_rc_of(st);
 }

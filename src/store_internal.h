@@ -18,8 +18,10 @@ co_store_rc co_store_claim_stalled(void *db, const char *owner, int lease_second
                                    char (*ids)[37], int *n);
 /* store_events.c */
 co_store_rc co_store_record_event(void *db, const co_event_record *e, bool *fresh);
-co_store_rc co_store_event_lookup(void *db, const char *event_id, const char *order_hint,
-                                  const char *intent, bool *seen, char order_id[37]);
+co_store_rc co_store_event_order(void *db, const char *event_id, const char *order_hint,
+                                 const char *intent, bool *seen, co_order *o);
+/* The order of row 0 of r, read by the column names of load_order. */
+void co_store_read_order(const co_dbr *r, co_order *o);
 
 /* Runs one statement whose answer is one text column col (a JSON document):
  * *text gets it (malloc'd; NULL without a row); refusal (may be NULL) what a

@@ -7,6 +7,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+void co_store_read_order(const co_dbr *r, co_order *o)
+{
+    memset(o, 0, sizeof *o);
+    co_store_copy(o->id, sizeof o->id, co_dbr_str(r, 0, "id"));
+    co_store_copy(o->user_id, sizeof o->user_id, co_dbr_str(r, 0, "user_id"));
+    o->status = co_state_parse(co_dbr_str(r, 0, "status"));
+    o->mobile = co_dbr_is(r, 0, "mobile");
+    co_store_copy(o->payment_method, sizeof o->payment_method,
+                  co_dbr_str(r, 0, "payment_method"));
+    o->amount = co_dbr_int(r, 0, "amount");
+    co_store_copy(o->currency, sizeof o->currency, co_dbr_str(r, 0, "currency"));
+    co_store_copy(o->payment_intent, sizeof o->payment_intent,
+                  co_dbr_str(r, 0, "payment_intent"));
+    co_store_copy(o->client_secret, sizeof o->client_secret,
+                  co_dbr_str(r, 0, "client_secret"));
+    co_store_copy(o->failure_code, sizeof o->failure_code, co_dbr_str(r, 0, "failure_code"));
+    co_store_copy(o->decline_code, sizeof o->decline_code, co_dbr_str(r, 0, "decline_code"));
+    o->compensate_to = co_state_parse(co_dbr_str(r, 0, "compensate_to"));
+    co_store_copy(o->failure_detail, sizeof o->failure_detail,
+                  co_dbr_str(r, 0, "failure_detail"));
+    co_store_copy(o->expires_at, sizeof o->expires_at, co_dbr_str(r, 0, "expires_at"));
+    o->expired = co_dbr_is(r, 0, "expired");
+    o->stock_held = co_dbr_is(r, 0, "stock_held");
+    o->answer_pending = co_dbr_is(r, 0, "answer_pending");
+}
+
 co_store_rc co_store_load_order(void *db, const char *order_id, co_order *o)
 {
     static const char sql[] =
@@ -22,30 +48,8 @@ co_store_rc co_store_load_order(void *db, const char *order_id, co_order *o)
     co_dbr r;
     co_db_status st = co_db_call(db, &r, sql, 1, params);
 
-    if (st == CO_DB_ROWS) {
-        memset(o, 0, sizeof *o);
-        co_store_copy(o->id, sizeof o->id, co_dbr_str(&r, 0, "id"));
-        co_store_copy(o->user_id, sizeof o->user_id, co_dbr_str(&r, 0, "user_id"));
-        o->status = co_state_parse(co_dbr_str(&r, 0, "status"));
-        o->mobile = co_dbr_is(&r, 0, "mobile");
-        co_store_copy(o->payment_method, sizeof o->payment_method,
-                      co_dbr_str(&r, 0, "payment_method"));
-        o->amount = co_dbr_int(&r, 0, "amount");
-        co_store_copy(o->currency, sizeof o->currency, co_dbr_str(&r, 0, "currency"));
-        co_store_copy(o->payment_intent, sizeof o->payment_intent,
-                      co_dbr_str(&r, 0, "payment_intent"));
-        co_store_copy(o->client_secret, sizeof o->client_secret,
-                      co_dbr_str(&r, 0, "client_secret"));
-        co_store_copy(o->failure_code, sizeof o->failure_code, co_dbr_str(&r, 0, "failure_code"));
-        co_store_copy(o->decline_code, sizeof o->decline_code, co_dbr_str(&r, 0, "decline_code"));
-        o->compensate_to = co_state_parse(co_dbr_str(&r, 0, "compensate_to"));
-        co_store_copy(o->failure_detail, sizeof o->failure_detail,
-                      co_dbr_str(&r, 0, "failure_detail"));
-        co_store_copy(o->expires_at, sizeof o->expires_at, co_dbr_str(&r, 0, "expires_at"));
-        o->expired = co_dbr_is(&r, 0, "expired");
-        o->stock_held = co_dbr_is(&r, 0, "stock_held");
-        o->answer_pending = co_dbr_is(&r, 0, "answer_pending");
-    }
+    if (st == CO_DB_ROWS)
+        co_store_read_order(&r, o);
     co_dbr_clear(&r);
     return co_store_rc_of(st);
 }

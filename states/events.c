@@ -2,9 +2,11 @@
  * The webhook handler verifies and parses; this decides, and moves an order
  * only through co_saga_transition / co_saga_drive (STYLE: one way to move an
  * order), with the run's event set so the first move records the event in its
- * own transaction. An event that moves nothing is recorded on its own
- * (record_event). Either way the payment_events primary key makes each event
- * id take effect at most once.
+ * own transaction. An event that moves nothing because of where its order is
+ * (past it, or being settled by its own request: most events of the server
+ * flow) costs one read and no commit; any other event that moves nothing is
+ * recorded on its own (record_event). Either way the payment_events primary
+ * key makes each event id take effect at most once.
  *
  *   event                          order state        action: what happens
  *   ------------------------------ ------------------ ------------------------------------
@@ -27,7 +29,7 @@
  *   charge.refunded                confirmed          REFUND_IF_FULL: refunded in full:
  *                                                     -> refunding (refunded, release);
  *                                                     partial: ignored
- *   anything else, any other state                    IGNORE: recorded, ignored
+ *   anything else, any other state                    IGNORE: answered, not recorded
  *
  * An order whose synchronous checkout has not been answered yet (server flow,
  * a request is driving it right now) is left to that request (IN_PROGRESS), so
@@ -313,37 +315,43 @@ static co_event_result refund_if_full(co_run *r, const co_pay_event *ev, co_orde
 
 /* ------------------------------------------------------------ entry */
 
+/* An event that changes nothing because of where its order is: the order is
+ * past it, or the request driving it will settle it. Answered from the one
+ * read that found the order, recorded nowhere: a redelivery is decided the
+ * same way again, so it still takes effect at most once (never). */
+static co_event_result settled(const co_order *o, const char *why, co_event_outcome *out)
+{
+    if (why != NULL)
+        snprintf(out->outcome, sizeof out->outcome, "ignored: %s", why);
+    else
+        snprintf(out->outcome, sizeof out->outcome, "ignored: order %s",
+                 co_state_name(o->status));
+    return CO_EVENT_IGNORED;
+}
+
 static co_event_result apply(co_run *r, const co_pay_event *ev, co_order *o,
                              co_event_outcome *out)
 {
     const co_store_port *st = &r->saga->store;
-    co_event_action action = co_event_decide(ev->type, CO_ST_NONE, false);
-    char order_id[37];
     bool seen = false;
-    co_store_rc rc;
+    co_store_rc rc = st->event_order(st->impl, ev->id, ev->order_id, ev->payment_intent, &seen,
+                                     o);
+    bool found = rc == CO_STORE_OK;
 
-    rc = st->event_lookup(st->impl, ev->id, ev->order_id, ev->payment_intent, &seen, order_id);
-    if (rc != CO_STORE_OK)
+    if (rc < 0)
         return CO_EVENT_RETRY;
     if (seen) {
         snprintf(out->outcome, sizeof out->outcome, "duplicate");
         return CO_EVENT_DUPLICATE;
     }
-    if (order_id[0] != '\0') {
-        rc = st->load_order(st->impl, order_id, o);
-        if (rc < 0)
-            return CO_EVENT_RETRY;
-        if (rc == CO_STORE_NONE)
-            order_id[0] = '\0';
-    }
-    if (action == CO_EV_UNHANDLED_TYPE)
-        return record(r, ev, order_id[0] ? o : NULL, "ignored: event type not handled", out);
-    if (order_id[0] == '\0')
+    if (co_event_decide(ev->type, CO_ST_NONE, false) == CO_EV_UNHANDLED_TYPE)
+        return record(r, ev, found ? o : NULL, "ignored: event type not handled", out);
+    if (!found)
         return record(r, ev, NULL, "ignored: unknown payment intent", out);
     snprintf(out->order_id, sizeof out->order_id, "%s", o->id);
     out->status = o->status;
     if (o->payment_intent[0] == '\0')
-        return ignore(r, ev, o, "order has no payment intent yet", out);
+        return settled(o, "order has no payment intent yet", out);
     switch (co_event_decide(ev->type, o->status, o->answer_pending)) {
     case CO_EV_DRIVE_CONFIRM:
         return drive(r, ev, o, CO_DRIVE_CONFIRM, out);
@@ -358,9 +366,9 @@ static co_event_result apply(co_run *r, const co_pay_event *ev, co_order *o,
     case CO_EV_REFUND_IF_FULL:
         return refund_if_full(r, ev, o, out);
     case CO_EV_IN_PROGRESS:
-        return ignore(r, ev, o, "checkout in progress", out);
+        return settled(o, "checkout in progress", out);
     default:
-        return ignore(r, ev, o, NULL, out);
+        return settled(o, NULL, out);
     }
 }
 

@@ -110,11 +110,12 @@ typedef struct {
     co_store_rc (*checkout_answer)(void *impl, const char *order_id, co_answer *answer);
     /* *fresh is false when the event id was recorded before. */
     co_store_rc (*record_event)(void *impl, const co_event_record *e, bool *fresh);
-    /* *seen when the event id was recorded before; order_id gets the order it
-     * concerns ("" when none): order_hint (may be NULL) if that order exists
-     * and has no other intent, else the order whose intent is intent. */
-    co_store_rc (*event_lookup)(void *impl, const char *event_id, const char *order_hint,
-                                const char *intent, bool *seen, char order_id[37]);
+    /* In one read: *seen when the event id was recorded before, and the order
+     * it concerns into *o (CO_STORE_NONE when none): order_hint (may be NULL)
+     * if that order exists and has no other intent, else the order whose
+     * intent is intent. */
+    co_store_rc (*event_order)(void *impl, const char *event_id, const char *order_hint,
+                               const char *intent, bool *seen, co_order *o);
     /* Leases up to max stalled orders to owner. */
     co_store_rc (*claim_stalled)(void *impl, const char *owner, int lease_seconds, int max,
                                  char (*ids)[37], int *n);
