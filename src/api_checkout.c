@@ -23,9 +23,7 @@ static bool parse_body(json_t *body, co_resp *resp, json_t **items, const char *
 
     json_object_foreach(body, key, v) {
         if (strcmp(key, "items") != 0 && strcmp(key, "payment_method") != 0) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "Unknown field %.60s.", key);
-            co_api_bad_field(resp, key, msg);
+            co_api_unknown_field(resp, key);
             return false;
         }
     }

@@ -141,7 +141,21 @@ bool co_api_uuid(const char *s, char out[37])
 
 void co_api_bad_field(co_resp *resp, const char *param, const char *message)
 {
-    co_resp_error(resp, CO_ERR_invalid_request, message, json_pack("{s:s}", "param", param));
+    char *p = co_utf8_clean(param, 128);
+
+    co_resp_error(resp, CO_ERR_invalid_request, message,
+                  p ? json_pack("{s:s}", "param", p) : NULL);
+    free(p);
+}
+
+void co_api_unknown_field(co_resp *resp, const char *key)
+{
+    char *name = co_utf8_clean(key, 60);
+    char msg[128];
+
+    snprintf(msg, sizeof msg, "Unknown field %s.", name ? name : "");
+    co_api_bad_field(resp, key, msg);
+    free(name);
 }
 
 void co_api_store_error(co_resp *resp, co_store_rc rc)

@@ -47,8 +47,12 @@ bool co_api_admin(co_worker *w, const co_req *req, co_resp *resp);
 json_t *co_api_body(const co_req *req, co_resp *resp);
 /* True when s is a canonical uuid (36 characters); lower-cases it into out. */
 bool co_api_uuid(const char *s, char out[37]);
-/* 400 invalid_request naming the field. */
+/* 400 invalid_request naming the field (param and message are made valid
+ * UTF-8: either may quote the client). */
 void co_api_bad_field(co_resp *resp, const char *param, const char *message);
+/* 400 invalid_request for a field the endpoint does not take (its name cut
+ * at 60 bytes, never inside a character). */
+void co_api_unknown_field(co_resp *resp, const char *key);
 /* Answers a failed store call: RETRY -> 503 service_unavailable, else 500. */
 void co_api_store_error(co_resp *resp, co_store_rc rc);
 /* Answers with the JSON text of an order (co_order_json), or 404. */

@@ -1,6 +1,8 @@
 #include "co_errors.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const co_err_info registry[] = {
 #define CO_ERR_ROW(name, num, st, h) {CO_ERR_##name, #name, st, h},
@@ -16,14 +18,80 @@ const co_err_info *co_err_get(co_err err)
     return co_err_get(CO_ERR_internal_error);
 }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len;
+    unsigned cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    /* overlong forms, surrogates, past U+10FFFF */
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+char *co_utf8_clean(const char *s, size_t max)
+{
+    size_t n = strlen(s), in = 0, out = 0;
+    char *t = malloc((n < max ? n : max) + 1);
+
+    if (t == NULL)
+        return NULL;
+    while (in < n) {
+        size_t len = utf8_seq((const unsigned char *)s + in, n - in);
+        size_t take = len ? len : 1;
+
+        if (out + take > max)
+            break; /* never cut a character in two */
+        if (len == 0)
+            t[out] = '?';
+        else
+            memcpy(t + out, s + in, len);
+        in += take;
+        out += take;
+    }
+    t[out] = '\0';
+    return t;
+}
+
 char *co_error_body(co_err err, const char *message, json_t *extra)
 {
     const co_err_info *info = co_err_get(err);
-    json_t *e = json_pack("{s:s, s:s}", "code", info->code, "message",
-                          message ? message : info->hint);
+    /* A message may quote what a client sent (a field name, the parser's
+     * view of a bad body): made valid UTF-8 here, or the answer itself
+     * could not be built. */
+    char *clean = co_utf8_clean(message ? message : info->hint, 1024);
+    json_t *e = clean ? json_pack("{s:s, s:s}", "code", info->code, "message", clean) : NULL;
     json_t *wrap;
     char *text;
 
+    free(clean);
+    if (e == NULL) {
+        json_decref(extra);
+        return NULL;
+    }
     if (extra != NULL) {
         json_object_update(e, extra);
         json_decref(extra);

@@ -58,8 +58,13 @@ typedef struct {
 /* The registry entry; an unknown value gives internal_error's entry. */
 const co_err_info *co_err_get(co_err err);
 
+/* s as valid UTF-8 of at most max bytes, malloc'd: each byte of an invalid
+ * sequence becomes '?', and a character that would not fit is left out
+ * whole. NULL on OOM. */
+char *co_utf8_clean(const char *s, size_t max);
+
 /* The error body {"error":{"code":..., "message":..., ...extra}} as a malloc'd
- * string. message NULL = the registry's hint; extra (may be NULL) is merged
+ * string (message made valid UTF-8; NULL only on OOM). message NULL = the registry's hint; extra (may be NULL) is merged
  * into the error object and its reference stolen. */
 char *co_error_body(co_err err, const char *message, json_t *extra);
 

@@ -542,6 +542,46 @@ START_TEST(bad_bodies_change_nothing)
 }
 END_TEST
 
+/* A message that quotes the client must still be valid UTF-8: an invalid
+ * JSON escape before a multibyte character, a field name cut at 60 bytes in
+ * the middle of a character. Each is a 400 with a JSON answer, never a 500. */
+START_TEST(bytes_quoted_in_errors_stay_valid_utf8)
+{
+    static const char bad_escape[] = "\"\\\xc3\xa9\"";
+    char user[37], body[256];
+    co_http_resp r = {0};
+    json_t *j;
+
+    co_test_uuid(user);
+    ck_assert_int_eq(co_test_checkout(&srv, user, "u1", bad_escape, &r), 400);
+    j = co_http_json(&r);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(co_test_jstr(j, "error", "code"), "invalid_json");
+    json_decref(j);
+    co_http_resp_free(&r);
+
+    snprintf(body, sizeof body, "{\"%s\xc3\xa9\":1,\"items\":[]}",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    ck_assert_int_eq(co_test_checkout(&srv, user, "u2", body, &r), 400);
+    j = co_http_json(&r);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(co_test_jstr(j, "error", "code"), "invalid_request");
+    json_decref(j);
+    co_http_resp_free(&r);
+
+    ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
+                                  bad_escape, &r),
+                     400);
+    j = co_http_json(&r);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(co_test_jstr(j, "error", "code"), "invalid_json");
+    json_decref(j);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders"), 0);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM items"), 0);
+}
+END_TEST
+
 START_TEST(admin_items_and_pages)
 {
     co_http_resp r = {0};
@@ -678,6 +718,7 @@ static Suite *checkout_suite(void)
     tcase_add_test(tc, cancel_voids_or_refunds);
     tcase_add_test(tc, auth_is_enforced);
     tcase_add_test(tc, bad_bodies_change_nothing);
+    tcase_add_test(tc, bytes_quoted_in_errors_stay_valid_utf8);
     tcase_add_test(tc, admin_items_and_pages);
     tcase_add_test(tc, out_of_stock_answer_survives_a_crash);
     tcase_add_test(tc, recovery_leaves_an_order_being_driven_alone);

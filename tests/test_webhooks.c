@@ -1069,6 +1069,17 @@ START_TEST(bad_restocks_change_nothing)
     expect_error(send_restock(body, &r), &r, 400, "invalid_request", "event_id of 256");
     co_http_resp_free(&r);
 
+    /* Bytes that are not valid UTF-8 once quoted in the error message: an
+     * invalid escape before a multibyte character, a field name cut at 60
+     * bytes inside a character. Still a 400 with a well-formed JSON answer. */
+    expect_error(send_restock("\"\\\xc3\xa9\"", &r), &r, 400, "invalid_json", "bad escape");
+    ck_assert_ptr_nonnull(r.body);
+    co_http_resp_free(&r);
+    snprintf(body, sizeof body, "{\"%s\xc3\xa9\":1}",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    expect_error(send_restock(body, &r), &r, 400, "invalid_request", "field name cut at 60");
+    co_http_resp_free(&r);
+
     /* A good body, badly signed. */
     snprintf(body, sizeof body, "{\"event_id\":\"b\",\"item_id\":\"%s\",\"quantity\":1}", item);
     expect_error(post_signed("/webhooks/restock", "Restock-Signature", NULL, body, &r), &r, 400,

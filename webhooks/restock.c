@@ -28,7 +28,6 @@ static bool parse(json_t *body, co_resp *resp, const char **event_id, char item[
     json_t *v;
     json_t *q = json_object_get(body, "quantity");
     const char *id = json_string_value(json_object_get(body, "item_id"));
-    char msg[128];
 
     json_object_foreach(body, key, v) {
         bool known = false;
@@ -36,8 +35,7 @@ static bool parse(json_t *body, co_resp *resp, const char **event_id, char item[
         for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
             known = known || strcmp(key, fields[i]) == 0;
         if (!known) {
-            snprintf(msg, sizeof msg, "Unknown field %.60s.", key);
-            co_api_bad_field(resp, key, msg);
+            co_api_unknown_field(resp, key);
             return false;
         }
     }
