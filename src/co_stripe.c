@@ -445,7 +445,18 @@ static bool parse_refund(json_t *o, co_pay_result *out)
     return true;
 }
 
-typedef enum { ANSWER_PI, ANSWER_REFUND } answer_kind;
+static bool parse_charge(json_t *o, co_pay_result *out)
+{
+    if (!json_is_object(o) || !json_is_string(json_object_get(o, "id")))
+        return false;
+    get_str(out->charge_id, sizeof out->charge_id, o, "id");
+    out->charge_amount = get_ll(o, "amount");
+    out->charge_amount_refunded = get_ll(o, "amount_refunded");
+    get_id(out->pi.id, sizeof out->pi.id, o, "payment_intent");
+    return true;
+}
+
+typedef enum { ANSWER_PI, ANSWER_REFUND, ANSWER_CHARGE } answer_kind;
 
 /* Classifies a final non-2xx answer and copies Stripe's error fields. */
 static co_pay_status classify_error(co_stripe *s, long http, co_pay_result *out)
@@ -601,7 +612,9 @@ static void read_answer(co_stripe *s, const char *method, const char *path, CURL
         return;
     }
     root = json_loadb(s->answer.body, s->answer.len, 0, NULL);
-    ok = kind == ANSWER_PI ? parse_pi(root, &out->pi) : parse_refund(root, out);
+    ok = kind == ANSWER_PI       ? parse_pi(root, &out->pi)
+         : kind == ANSWER_REFUND ? parse_refund(root, out)
+                                 : parse_charge(root, out);
     json_decref(root);
     if (ok) {
         out->status = CO_PAY_OK;
@@ -751,6 +764,26 @@ co_pay_status co_stripe_retrieve_intent(co_stripe *s, const char *pi_id, co_pay_
         return out->status;
     }
     request(s, false, path, NULL, NULL, ANSWER_PI, out);
+    free(path);
+    return out->status;
+}
+
+co_pay_status co_stripe_retrieve_charge(co_stripe *s, const char *charge_id,
+                                        co_pay_result *out)
+{
+    char *esc, *path;
+
+    if (!begin(out, charge_id, true, NULL, false))
+        return out->status;
+    esc = curl_easy_escape(s->curl, charge_id, 0);
+    path = esc != NULL ? str_join("/v1/charges/", esc, (char *)NULL) : NULL;
+    curl_free(esc);
+    if (path == NULL) {
+        out->status = CO_PAY_UNAVAILABLE;
+        copy_bounded(out->message, sizeof out->message, "out of memory");
+        return out->status;
+    }
+    request(s, false, path, NULL, NULL, ANSWER_CHARGE, out);
     free(path);
     return out->status;
 }

@@ -85,6 +85,8 @@ typedef struct {
     char refund_id[64];    /* for refunds */
     char refund_status[32];
     long long refund_amount;
+    char charge_id[64];    /* for charges */
+    long long charge_amount, charge_amount_refunded;
 } co_pay_result;
 
 typedef struct {
@@ -106,6 +108,9 @@ co_pay_status co_stripe_create_intent(co_stripe *s, const co_pi_create_params *p
                                       const char *idempotency_key, co_pay_result *out);
 /* GET /v1/payment_intents/{id}; GETs are retried like POSTs (they are safe). */
 co_pay_status co_stripe_retrieve_intent(co_stripe *s, const char *pi_id, co_pay_result *out);
+/* GET /v1/charges/{id}: fills charge_id, charge_amount, charge_amount_refunded
+ * and pi.id (the charge's payment_intent). */
+co_pay_status co_stripe_retrieve_charge(co_stripe *s, const char *charge_id, co_pay_result *out);
 /* POST /v1/payment_intents/{id}/confirm; payment_method may be NULL (use the attached one). */
 co_pay_status co_stripe_confirm_intent(co_stripe *s, const char *pi_id,
                                        const char *payment_method,

@@ -114,8 +114,31 @@ static co_payment_result port_refund(void *impl, const char *pi, const char *key
     return convert(&res, out);
 }
 
+/* The intent, then its latest charge: the refunds are the charge's. */
+static co_payment_result port_refunded(void *impl, const char *pi, co_payment *out)
+{
+    co_pay_result res, ch;
+
+    (void)co_stripe_retrieve_intent(impl, pi, &res);
+    if (convert(&res, out) != CO_PAYMENT_OK || res.pi.latest_charge[0] == '\0')
+        return out->result; /* never captured: nothing refunded (0) */
+    (void)co_stripe_retrieve_charge(impl, res.pi.latest_charge, &ch);
+    if (ch.status != CO_PAY_OK || strcmp(ch.pi.id, res.pi.id) != 0) {
+        co_intent_status st = out->status;
+
+        (void)convert(&ch, out);
+        out->status = st;
+        if (out->result == CO_PAYMENT_OK) /* a charge of another intent: cannot be */
+            out->result = CO_PAYMENT_REFUSED;
+        return out->result;
+    }
+    out->amount_refunded = ch.charge_amount_refunded;
+    return out->result;
+}
+
 co_pay_port co_pay_port_stripe(co_stripe *client)
 {
     return (co_pay_port){.impl = client, .create = port_create, .retrieve = port_retrieve,
-                         .capture = port_capture, .cancel = port_cancel, .refund = port_refund};
+                         .capture = port_capture, .cancel = port_cancel, .refund = port_refund,
+                         .refunded = port_refunded};
 }

@@ -26,9 +26,10 @@
  *                                                     since: then DRIVE_CONFIRM
  *   payment_intent.canceled        awaiting_payment,  CANCEL: -> voiding (cancelled), release
  *                                  authorized
- *   charge.refunded                confirmed          REFUND_IF_FULL: refunded in full:
+ *   charge.refunded                confirmed          REFUND_IF_FULL: refunded in full, as
+ *                                                     the provider says (never the event):
  *                                                     -> refunding (refunded, release);
- *                                                     partial: ignored
+ *                                                     partial or none: ignored
  *   anything else, any other state                    IGNORE: answered, not recorded
  *
  * An order whose synchronous checkout has not been answered yet (server flow,
@@ -300,12 +301,30 @@ static co_event_result refund_if_full(co_run *r, const co_pay_event *ev, co_orde
 {
     char why[96];
     co_change ch = CO_CHANGE_INIT;
+    co_payment res;
+    long long refunded;
 
-    if (ev->amount_refunded < o->amount) {
+    /* The event only says where to look: what was refunded is the provider's
+     * to tell, for this order's own intent (a signed event claiming a refund
+     * that never happened must neither move the order nor make us refund). */
+    switch (r->saga->pay.refunded(r->saga->pay.impl, o->payment_intent, &res)) {
+    case CO_PAYMENT_OK:
+        break;
+    case CO_PAYMENT_UNKNOWN:
+    case CO_PAYMENT_IN_USE:
+        return CO_EVENT_RETRY;
+    default:
+        return ignore(r, ev, o, "payment intent unreadable", out);
+    }
+    refunded = res.amount_refunded;
+    if (ev->payment_intent != NULL && strcmp(ev->payment_intent, o->payment_intent) != 0)
+        return ignore(r, ev, o, "event names another payment intent", out);
+    if (refunded == 0)
+        return ignore(r, ev, o, "not refunded at the provider", out);
+    if (refunded < o->amount) {
         /* The order stays confirmed: goods are not split. An operator
          * refunding part of an order is adjusting the price, not cancelling. */
-        snprintf(why, sizeof why, "partial refund (%lld of %lld)", ev->amount_refunded,
-                 o->amount);
+        snprintf(why, sizeof why, "partial refund (%lld of %lld)", refunded, o->amount);
         return ignore(r, ev, o, why, out);
     }
     ch.reason = "refunded_at_provider";

@@ -47,6 +47,7 @@ typedef struct {
     char code[64];            /* the provider's error code, e.g. card_declined */
     char decline_code[64];    /* e.g. insufficient_funds */
     char message[256];        /* the provider's message, or why there was none */
+    long long amount_refunded; /* refunded(): what the provider has given back so far */
 } co_payment;
 
 /* A PaymentIntent to create for an order (manual capture always). */
@@ -70,6 +71,9 @@ typedef struct {
                                 co_payment *out);
     co_payment_result (*refund)(void *impl, const char *intent, const char *key,
                                 co_payment *out);
+    /* How much of the intent's captured money the provider has refunded
+     * (amount_refunded), whoever refunded it; status is the intent's. */
+    co_payment_result (*refunded)(void *impl, const char *intent, co_payment *out);
 } co_pay_port;
 
 /* "ok", "declined", ... and "requires_capture", ... for logs. Static strings. */

@@ -90,8 +90,8 @@ typedef struct {
     const char *payment_intent; /* the PaymentIntent it is about, or NULL */
     const char *order_id;       /* data.object.metadata.order_id when a uuid, or NULL */
     const char *decline_code;   /* last_payment_error.decline_code (or .code), or NULL */
-    long long amount_refunded;  /* charge.refunded: data.object.amount_refunded */
 } co_pay_event;
+/* (No amounts: what moved money is always asked of the provider.) */
 
 typedef enum {
     CO_EVENT_APPLIED,   /* it moved the order; recorded in that move's transaction */

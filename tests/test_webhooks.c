@@ -690,6 +690,32 @@ START_TEST(a_dashboard_refund_refunds_the_order)
 }
 END_TEST
 
+/* A well-signed charge.refunded whose claims the provider does not back: the
+ * order stays confirmed and no refund of ours follows. What was refunded is
+ * asked of the provider, for the order's own intent. */
+START_TEST(a_refund_the_provider_never_made_changes_nothing)
+{
+    char item[37], order[37], pi[64], path[128], *ev;
+    json_t *p, *charge;
+
+    co_test_item(srv.conn, "forged-rf", 5000, 2, item);
+    paid_order(item, 2, order, pi);
+    p = mock_pi(pi);
+    snprintf(path, sizeof path, "/v1/charges/%s", co_test_jstr(p, "latest_charge", NULL));
+    json_decref(p);
+    charge = mock_get(path);
+    json_object_set_new(charge, "amount_refunded", json_integer(10000));
+    json_object_set_new(charge, "refunded", json_true());
+    ev = event_json("evt_forged_rf", "charge.refunded", charge);
+    ck_assert_str_eq(deliver(ev), "ignored: not refunded at the provider");
+    free(ev);
+    ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
+    ck_assert_int_eq(co_test_mock_stat(&srv, "refunds"), 0);
+    ck_assert_int_eq(co_test_stock(&srv, item), 0);
+    co_test_invariants(&srv, true);
+}
+END_TEST
+
 START_TEST(unknown_intents_and_types_are_recorded)
 {
     char *ev;
@@ -1163,6 +1189,7 @@ static Suite *webhooks_suite(void)
     tcase_add_test(tc, a_failed_report_with_the_provider_unreadable_voids_nothing);
     tcase_add_test(tc, canceled_at_the_provider_cancels_the_order);
     tcase_add_test(tc, a_dashboard_refund_refunds_the_order);
+    tcase_add_test(tc, a_refund_the_provider_never_made_changes_nothing);
     tcase_add_test(tc, unknown_intents_and_types_are_recorded);
     tcase_add_test(tc, a_late_authorization_takes_the_stock_again_or_is_voided);
 

@@ -53,7 +53,7 @@ static const char *intent_of(json_t *obj)
 
 void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp)
 {
-    json_t *body, *obj, *err, *refunded;
+    json_t *body, *obj, *err;
     co_pay_event ev;
     co_event_outcome out;
     co_event_result r;
@@ -90,8 +90,6 @@ void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp)
     s = str_at(err, "decline_code") != NULL ? str_at(err, "decline_code") : str_at(err, "code");
     if (s != NULL && id_ok(s) && strlen(s) < 64)
         ev.decline_code = s;
-    refunded = json_object_get(obj, "amount_refunded");
-    ev.amount_refunded = json_is_integer(refunded) ? json_integer_value(refunded) : 0;
 
     r = co_saga_event(&w->saga, &ev, &out);
     switch (r) {
