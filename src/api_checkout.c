@@ -110,6 +110,12 @@ static void render(const co_checkout_result *r, co_resp *resp)
                       "The checkout is still being processed; retry with the same "
                       "Idempotency-Key.", json_pack("{s:s}", "order_id", r->order_id));
         break;
+    case CO_CHECKOUT_LIMITED:
+        co_resp_error(resp, CO_ERR_reservation_limit,
+                      "You hold too many units in unpaid reservations; pay or cancel one, or "
+                      "wait for one to lapse.", NULL);
+        resp->retry_after = (unsigned)r->retry_after;
+        break;
     case CO_CHECKOUT_REFUSED:
         if (r->refusal.kind == CO_REFUSAL_NOT_FOUND)
             co_resp_error(resp, CO_ERR_item_not_found, NULL,
@@ -135,8 +141,16 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
     uuid_t u;
     co_checkout_result result;
 
+    unsigned wait = 0;
+
     if (!co_api_user(w, req, resp, user))
         return;
+    if (!co_ratelimit_take(w->app->checkout_rate, user, &wait)) {
+        co_metric_add("checkout_rate_limited", 1);
+        co_resp_error(resp, CO_ERR_rate_limited, NULL, NULL);
+        resp->retry_after = wait;
+        return;
+    }
     if (!key_ok(req->idempotency_key)) {
         co_api_bad_field(resp, "Idempotency-Key",
                          "Send an Idempotency-Key header of 1 to 255 printable characters.");
@@ -155,6 +169,7 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
             .order_id = order_id, .items_json = items_text, .mobile = pm == NULL,
             .payment_method = pm, .ttl_seconds = w->app->cfg.reservation_ttl_seconds,
             .lease_seconds = w->app->cfg.lease_seconds, .owner = w->app->owner,
+            .max_unpaid_units = w->app->cfg.max_unpaid_units,
         };
         co_saga_checkout(&w->saga, &a, &result);
     }

@@ -6,6 +6,7 @@
 #include "co_config.h"
 #include "co_db.h"
 #include "co_http.h"
+#include "co_ratelimit.h"
 #include "co_stripe.h"
 #include "saga.h"
 #include "store.h"
@@ -17,6 +18,7 @@ typedef struct {
     co_config cfg;
     char owner[96];        /* lease owner id: host:pid */
     co_db *db;             /* the connection pool every thread shares */
+    co_ratelimit *checkout_rate; /* per-shopper checkout attempts; NULL: no limit */
     atomic_bool stopping;
 } co_app;
 

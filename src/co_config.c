@@ -82,6 +82,9 @@ bool co_config_load(co_config *cfg, char *err, unsigned n)
                  err, n) ||
         !env_int("WORKERS", 256, 1, 1024, &cfg->workers, err, n) ||
         !env_int("DB_POOL_SIZE", 16, 1, 256, &cfg->db_pool_size, err, n) ||
+        !env_int("CHECKOUT_RATE_PER_SECOND", 20, 0, 1000000, &cfg->checkout_rate, err, n) ||
+        !env_int("CHECKOUT_RATE_BURST", 40, 1, 1000000, &cfg->checkout_burst, err, n) ||
+        !env_int("MAX_UNPAID_UNITS", 20, 0, 1000000, &cfg->max_unpaid_units, err, n) ||
         !env_int("SAGA_LEASE_SECONDS", 60, 1, 3600, &cfg->lease_seconds, err, n) ||
         !env_int("RECOVERY_INTERVAL_MS", 1000, 10, 600000, &cfg->recovery_interval_ms, err, n) ||
         !env_int("STRIPE_TIMEOUT_MS", 10000, 100, 600000, &timeout_ms, err, n) ||

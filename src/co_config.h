@@ -17,6 +17,11 @@ typedef struct {
     char *notify_url;
     int reservation_ttl_seconds;
     int workers;               /* WORKERS: request threads (sagas in flight), default 256 */
+    int checkout_rate;         /* CHECKOUT_RATE_PER_SECOND: a shopper's checkout attempts per
+                                * second in one instance, 0 = no limit; default 20 */
+    int checkout_burst;        /* CHECKOUT_RATE_BURST: attempts allowed at once, default 40 */
+    int max_unpaid_units;      /* MAX_UNPAID_UNITS: units one shopper may hold in unpaid (mobile)
+                                * reservations, 0 = no limit; default 20 */
     int db_pool_size;          /* DB_POOL_SIZE: Postgres connections of this process, shared
                                 * by every thread, default 16 */
     int lease_seconds;         /* SAGA_LEASE_SECONDS: a saga's owner lease; derived by default:

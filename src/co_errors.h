@@ -28,6 +28,8 @@
     X(idempotency_key_reused, 4001, 422, "This Idempotency-Key was used with another body.") \
     X(request_in_progress, 4002, 409, "The first request with this key is still running.")  \
     X(order_state_conflict, 4003, 409, "The order's state does not allow this.")             \
+    X(rate_limited, 4004, 429, "Too many checkout attempts; retry after Retry-After.")      \
+    X(reservation_limit, 4005, 429, "Too many units held in unpaid reservations.")          \
     /* 5xxx: payment */                                                                      \
     X(payment_declined, 5000, 402, "The card was declined; see `decline_code`.")             \
     X(authentication_required, 5001, 402, "The card needs the shopper to authenticate.")     \
@@ -37,6 +39,7 @@
     X(signature_missing, 6000, 400, "The signature header is missing.")                      \
     X(signature_invalid, 6001, 400, "The signature does not match the body.")                \
     X(signature_expired, 6002, 400, "The signature's timestamp is outside the tolerance.")   \
+    X(event_id_reused, 6003, 422, "This event_id was applied before with another body.")    \
     /* 9xxx: ours */                                                                         \
     X(internal_error, 9000, 500, "Something failed on our side; nothing was charged twice.") \
     X(service_unavailable, 9001, 503, "The server is busy or its database is down; retry.")
@@ -64,7 +67,8 @@ const co_err_info *co_err_get(co_err err);
 char *co_utf8_clean(const char *s, size_t max);
 
 /* The error body {"error":{"code":..., "message":..., ...extra}} as a malloc'd
- * string (message made valid UTF-8; NULL only on OOM). message NULL = the registry's hint; extra (may be NULL) is merged
+ * string (message made valid UTF-8; NULL only on OOM). message NULL = the
+ * registry's hint; extra (may be NULL) is merged
  * into the error object and its reference stolen. */
 char *co_error_body(co_err err, const char *message, json_t *extra);
 

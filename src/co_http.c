@@ -168,6 +168,12 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, co_resp *resp)
                                                : "application/json; charset=utf-8");
     if (resp->replayed)
         MHD_add_response_header(r, "Idempotent-Replayed", "true");
+    if (resp->retry_after > 0) {
+        char secs[16];
+
+        snprintf(secs, sizeof secs, "%u", resp->retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     ret = MHD_queue_response(c, resp->status, r);
     MHD_destroy_response(r);
     return ret;

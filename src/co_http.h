@@ -39,6 +39,7 @@ typedef struct {
     size_t body_len;
     const char *content_type;
     bool replayed;          /* adds Idempotent-Replayed: true */
+    unsigned retry_after;   /* > 0: adds Retry-After: <seconds> (429, 503) */
 } co_resp;
 
 typedef void (*co_handler)(co_worker *w, const co_req *req, co_resp *resp);

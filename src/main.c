@@ -99,7 +99,8 @@ static int serve(void)
         goto fail;
     }
     app.db = co_db_open_pool(app.cfg.database_url, app.cfg.db_pool_size);
-    if (app.db == NULL)
+    app.checkout_rate = co_ratelimit_new(app.cfg.checkout_rate, app.cfg.checkout_burst);
+    if (app.db == NULL || (app.cfg.checkout_rate > 0 && app.checkout_rate == NULL))
         goto fail;
     hc = (co_http_config){
         .host = app.cfg.listen_host, .port = app.cfg.listen_port, .routes = co_routes,
@@ -122,12 +123,14 @@ static int serve(void)
     co_recovery_stop(&rec);
     co_notify_stop(&notifier);
     co_http_stop(http);
+    co_ratelimit_free(app.checkout_rate);
     co_db_close(app.db);
     co_config_free(&app.cfg);
     curl_global_cleanup();
     return 0;
 
 fail:
+    co_ratelimit_free(app.checkout_rate);
     co_db_close(app.db);
     co_config_free(&app.cfg);
     curl_global_cleanup();

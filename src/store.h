@@ -68,6 +68,11 @@ typedef struct {
 co_store_rc co_store_restock(co_db *db, const char *event_id, const char *item_id,
                              long long quantity, co_restocked *out, co_store_refusal *refusal);
 
+/* The item and quantity restock event event_id was applied with;
+ * CO_STORE_NONE when there is none. */
+co_store_rc co_store_restock_event(co_db *db, const char *event_id, char item_id[37],
+                                   long long *quantity);
+
 /* ---------------------------------------------------------- admin */
 
 /* A Stripe-style page of orders (co_orders_page) into *json (malloc'd).

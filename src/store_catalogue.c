@@ -75,3 +75,20 @@ co_store_rc co_store_restock(co_db *db, const char *event_id, const char *item_i
     co_dbr_clear(&r);
     return co_store_rc_of(st);
 }
+
+co_store_rc co_store_restock_event(co_db *db, const char *event_id, char item_id[37],
+                                   long long *quantity)
+{
+    const char *params[1] = {event_id};
+    co_dbr r;
+    co_db_status st = co_db_call(db, &r,
+                                 "SELECT item_id, quantity FROM co_restock_event(p_event_id => $1)",
+                                 1, params);
+
+    if (st == CO_DB_ROWS) {
+        co_store_copy(item_id, 37, co_dbr_str(&r, 0, "item_id"));
+        *quantity = co_dbr_int(&r, 0, "quantity");
+    }
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}

@@ -16,6 +16,7 @@ static const struct {
     {"CK409", CO_REFUSAL_SHORT, CO_ERR_out_of_stock},
     {"CK410", CO_REFUSAL_GONE, CO_ERR_order_state_conflict},
     {"23505", CO_REFUSAL_DUPLICATE, CO_ERR_sku_exists},
+    {"22003", CO_REFUSAL_RANGE, CO_ERR_invalid_request},
 };
 
 co_store_rc co_store_rc_of(co_db_status st)

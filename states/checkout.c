@@ -106,6 +106,10 @@ void co_saga_checkout(const co_saga *s, const co_checkout_args *a, co_checkout_r
     case CO_BEGUN_REUSED:
         out->kind = CO_CHECKOUT_REUSED;
         goto done;
+    case CO_BEGUN_LIMITED:
+        out->kind = CO_CHECKOUT_LIMITED;
+        out->retry_after = b.retry_after;
+        goto done;
     case CO_BEGUN_IN_PROGRESS:
         /* The key's order is the one this request made: its first run of
          * co_checkout_begin committed and the reply was lost with the

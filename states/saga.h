@@ -36,6 +36,7 @@ typedef enum {
     CO_CHECKOUT_UNDECIDED,   /* the order (order_id) could not be decided now; recovery
                               * finishes it and a retry with the key gets the answer */
     CO_CHECKOUT_REFUSED,     /* the cart: refusal says why, nothing was written */
+    CO_CHECKOUT_LIMITED,     /* the shopper holds too many unpaid units (retry_after s) */
     CO_CHECKOUT_UNAVAILABLE, /* the store failed: rc says how, nothing was decided */
 } co_checkout_kind;
 
@@ -46,6 +47,7 @@ typedef struct {
     char order_id[37];
     co_state status;        /* the order's state when answered, CO_ST_NONE if unknown */
     bool out_of_stock;      /* answered now: the cart could not be reserved */
+    int retry_after;        /* LIMITED: seconds until it may work; 0 when unknown */
     co_store_refusal refusal;
     co_store_rc rc;
 } co_checkout_result;

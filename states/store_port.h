@@ -24,6 +24,7 @@ typedef enum {
     CO_REFUSAL_SHORT,     /* CK409: too few units; detail names the item */
     CO_REFUSAL_GONE,      /* CK410: the order cannot do this any more */
     CO_REFUSAL_DUPLICATE, /* 23505: it exists already */
+    CO_REFUSAL_RANGE,     /* 22003: a number past what the column holds */
     CO_REFUSAL_OTHER,     /* any other hard error */
 } co_refusal;
 
@@ -69,6 +70,7 @@ typedef struct {
     const char *payment_method; /* NULL in the mobile flow */
     int ttl_seconds, lease_seconds;
     const char *owner;
+    int max_unpaid_units;       /* mobile flow: units one shopper may hold unpaid; 0: no cap */
 } co_checkout_args;
 
 typedef enum {
@@ -77,6 +79,7 @@ typedef enum {
     CO_BEGUN_REPLAY,       /* the key was answered before: answer is that answer */
     CO_BEGUN_IN_PROGRESS,  /* the key's first request has not been answered */
     CO_BEGUN_REUSED,       /* the key was used with another body */
+    CO_BEGUN_LIMITED,      /* the shopper holds too many unpaid units: nothing written */
 } co_begun_outcome;
 
 typedef struct {
@@ -87,6 +90,7 @@ typedef struct {
     long long amount;
     char currency[8];
     char expires_at[32];
+    int retry_after;        /* LIMITED: seconds until the soonest unpaid one lapses; 0 unknown */
     co_store_refusal refusal; /* a bad cart (CO_STORE_FAILED) */
 } co_checkout_begun;
 

@@ -150,6 +150,83 @@ START_TEST(sagas_waiting_on_the_provider_hold_no_connection)
 }
 END_TEST
 
+/* ------------------------------------------------------- abuse limits */
+
+/* A mobile checkout of qty units of item by user; returns the status and the
+ * Retry-After header into retry (64 bytes, "" when absent). */
+static long mobile_checkout(const char *user, const char *key, const char *item, int qty,
+                            char retry[64], char code[64])
+{
+    char body[256];
+    co_http_resp r = {0};
+    long st;
+    json_t *j;
+
+    co_test_cart(body, sizeof body, item, qty, NULL);
+    st = co_test_checkout(&srv, user, key, body, &r);
+    retry[0] = code[0] = '\0';
+    (void)co_http_header(&r, "Retry-After", retry, 64);
+    j = co_http_json(&r);
+    snprintf(code, 64, "%s", co_test_jstr(j, "error", "code"));
+    json_decref(j);
+    co_http_resp_free(&r);
+    return st;
+}
+
+START_TEST(a_shopper_cannot_hoard_unpaid_reservations)
+{
+    static const char *const env[] = {"MAX_UNPAID_UNITS=3", NULL};
+    char item[37], hoarder[37], honest[37], retry[64], code[64], body[256];
+    co_http_resp r = {0};
+
+    ck_assert(co_test_server_restart(&srv, env));
+    co_test_item(srv.conn, "hoarded", 1000, 10, item);
+    co_test_uuid(hoarder);
+    co_test_uuid(honest);
+    ck_assert_int_eq(mobile_checkout(hoarder, "h1", item, 2, retry, code), 202);
+    ck_assert_int_eq(mobile_checkout(hoarder, "h2", item, 1, retry, code), 202);
+    /* A fourth unpaid unit is refused, with when to come back, and nothing is held. */
+    ck_assert_int_eq(mobile_checkout(hoarder, "h3", item, 1, retry, code), 429);
+    ck_assert_str_eq(code, "reservation_limit");
+    ck_assert_msg(atoi(retry) >= 1, "Retry-After: '%s'", retry);
+    ck_assert_int_eq(co_test_stock(&srv, item), 7);
+    /* The refused key was not spent: the same key is refused the same way. */
+    ck_assert_int_eq(mobile_checkout(hoarder, "h3", item, 1, retry, code), 429);
+    /* Others are not affected, nor is paying at once. */
+    ck_assert_int_eq(mobile_checkout(honest, "o1", item, 3, retry, code), 202);
+    co_test_cart(body, sizeof body, item, 2, "pm_card_visa");
+    ck_assert_int_eq(co_test_checkout(&srv, hoarder, "h4", body, &r), 201);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_stock(&srv, item), 2);
+    co_test_invariants(&srv, false);
+}
+END_TEST
+
+START_TEST(checkout_attempts_are_rate_limited_per_shopper)
+{
+    static const char *const env[] = {"CHECKOUT_RATE_PER_SECOND=1", "CHECKOUT_RATE_BURST=3",
+                                      NULL};
+    char item[37], fast[37], other[37], retry[64], code[64], key[16];
+    int limited = 0;
+
+    ck_assert(co_test_server_restart(&srv, env));
+    co_test_item(srv.conn, "rl", 1000, 100, item);
+    co_test_uuid(fast);
+    co_test_uuid(other);
+    /* The burst passes; then attempts are refused until a token is back. */
+    for (int i = 0; i < 6; i++) {
+        snprintf(key, sizeof key, "rl%d", i);
+        if (mobile_checkout(fast, key, item, 1, retry, code) == 429) {
+            ck_assert_str_eq(code, "rate_limited");
+            ck_assert_msg(atoi(retry) >= 1, "Retry-After: '%s'", retry);
+            limited++;
+        }
+    }
+    ck_assert_msg(limited >= 2, "only %d of 6 rapid attempts were limited", limited);
+    ck_assert_int_eq(mobile_checkout(other, "x1", item, 1, retry, code), 202);
+}
+END_TEST
+
 /* ------------------------------------------------------- compensation */
 
 START_TEST(decline_releases_stock_for_the_next_shopper)
@@ -707,6 +784,8 @@ static Suite *checkout_suite(void)
     co_test_server_fixture(tc, &srv, NULL, false);
     tcase_add_test(tc, two_hundred_shoppers_one_unit);
     tcase_add_test(tc, sagas_waiting_on_the_provider_hold_no_connection);
+    tcase_add_test(tc, a_shopper_cannot_hoard_unpaid_reservations);
+    tcase_add_test(tc, checkout_attempts_are_rate_limited_per_shopper);
     tcase_add_test(tc, decline_releases_stock_for_the_next_shopper);
     tcase_add_test(tc, capture_500_then_success);
     tcase_add_test(tc, capture_failing_for_good_voids_and_releases);

@@ -1137,6 +1137,47 @@ START_TEST(bad_restocks_change_nothing)
 }
 END_TEST
 
+/* An event id is one restock: another body under it is refused, and a
+ * restock past what the stock column holds is a 400, never a 500. */
+START_TEST(a_reused_restock_id_or_an_overflow_changes_nothing)
+{
+    char item[37], other[37], body[256];
+    co_http_resp r = {0};
+
+    co_test_item(srv.conn, "reuse", 1000, 0, item);
+    co_test_item(srv.conn, "reuse2", 1000, 0, other);
+    snprintf(body, sizeof body, "{\"event_id\":\"re-1\",\"item_id\":\"%s\",\"quantity\":4}",
+             item);
+    ck_assert_int_eq(send_restock(body, &r), 200);
+    co_http_resp_free(&r);
+    /* A true replay: 200, applied false. */
+    ck_assert_int_eq(send_restock(body, &r), 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"applied\":false"));
+    co_http_resp_free(&r);
+    /* Same id, another quantity, then another item: refused. */
+    snprintf(body, sizeof body, "{\"event_id\":\"re-1\",\"item_id\":\"%s\",\"quantity\":5}",
+             item);
+    expect_error(send_restock(body, &r), &r, 422, "event_id_reused", "other quantity");
+    co_http_resp_free(&r);
+    snprintf(body, sizeof body, "{\"event_id\":\"re-1\",\"item_id\":\"%s\",\"quantity\":4}",
+             other);
+    expect_error(send_restock(body, &r), &r, 422, "event_id_reused", "other item");
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_stock(&srv, item), 4);
+    ck_assert_int_eq(co_test_stock(&srv, other), 0);
+
+    /* Near the top of the stock column: the restock that would pass it. */
+    co_test_item(srv.conn, "huge", 1000, 2147483000, other);
+    snprintf(body, sizeof body, "{\"event_id\":\"re-2\",\"item_id\":\"%s\",\"quantity\":1000}",
+             other);
+    expect_error(send_restock(body, &r), &r, 400, "invalid_request", "stock overflow");
+    co_http_resp_free(&r);
+    ck_assert_int_eq(co_test_stock(&srv, other), 2147483000);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM restock_events"), 1);
+    ck_assert_int_eq(co_test_audit(srv.conn), 0);
+}
+END_TEST
+
 START_TEST(two_servers_deliver_each_notification_once)
 {
     enum { SHOPPERS = 40 };
@@ -1202,6 +1243,7 @@ static Suite *webhooks_suite(void)
     tcase_add_test(rs, a_failing_sink_gets_the_notification_on_the_third_try);
     tcase_add_test(rs, a_notification_is_dead_after_max_attempts);
     tcase_add_test(rs, bad_restocks_change_nothing);
+    tcase_add_test(rs, a_reused_restock_id_or_an_overflow_changes_nothing);
     tcase_add_test(rs, two_servers_deliver_each_notification_once);
     return s;
 }

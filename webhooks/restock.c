@@ -6,7 +6,8 @@
  * and, when the item comes back from 0, queues the waiting shoppers'
  * notifications in the same transaction -> answer
  *   200 {"event_id","applied","became_available","stock","notified"}
- * A replayed event id answers 200 with applied:false and changes nothing.
+ * A replayed event id answers 200 with applied:false and changes nothing; the
+ * same id with another item or quantity is 422 event_id_reused.
  * Errors (nothing applied): 400 signature_* / invalid_json / invalid_request
  * (naming the field), 404 item_not_found, 503 when Postgres is unreachable. */
 #include "co_app.h"
@@ -57,6 +58,19 @@ static bool parse(json_t *body, co_resp *resp, const char **event_id, char item[
     return true;
 }
 
+/* A replayed event id: true when the first restock had this item and quantity
+ * (a true replay), false when the id came with another body. A replay whose
+ * first cannot be read now counts as the same (it changed nothing either way). */
+static bool same_as_first(co_worker *w, const char *event_id, const char *item, long long qty)
+{
+    char first_item[37] = "";
+    long long first_qty = 0;
+
+    if (co_store_restock_event(w->db, event_id, first_item, &first_qty) != CO_STORE_OK)
+        return true;
+    return strcmp(first_item, item) == 0 && first_qty == qty;
+}
+
 void co_webhook_restock(co_worker *w, const co_req *req, co_resp *resp)
 {
     json_t *body;
@@ -76,7 +90,9 @@ void co_webhook_restock(co_worker *w, const co_req *req, co_resp *resp)
     if (!parse(body, resp, &event_id, item, &quantity))
         goto done;
     rc = co_store_restock(w->db, event_id, item, quantity, &done, &refusal);
-    if (rc == CO_STORE_OK) {
+    if (rc == CO_STORE_OK && !done.applied && !same_as_first(w, event_id, item, quantity)) {
+        co_resp_error(resp, CO_ERR_event_id_reused, NULL, json_pack("{s:s}", "event_id", event_id));
+    } else if (rc == CO_STORE_OK) {
         co_metric_add(done.applied ? "restock_applied" : "restock_replayed", 1);
         co_resp_json(resp, 200,
                      json_pack("{s:s, s:b, s:b, s:I, s:I}", "event_id", event_id, "applied",
@@ -87,6 +103,8 @@ void co_webhook_restock(co_worker *w, const co_req *req, co_resp *resp)
         co_resp_error(resp, CO_ERR_item_not_found, NULL, json_pack("{s:s}", "item_id", item));
     } else if (refusal.kind == CO_REFUSAL_INVALID) {
         co_api_bad_field(resp, refusal.detail, "The restock is not valid.");
+    } else if (refusal.kind == CO_REFUSAL_RANGE) {
+        co_api_bad_field(resp, "quantity", "The item's stock would pass 2147483647 units.");
     } else {
         co_api_store_error(resp, rc);
     }

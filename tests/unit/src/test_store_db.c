@@ -31,6 +31,7 @@ START_TEST(our_sqlstates_map_to_refusals_and_errors)
         {"CK409", CO_REFUSAL_SHORT, "out_of_stock"},
         {"CK410", CO_REFUSAL_GONE, "order_state_conflict"},
         {"23505", CO_REFUSAL_DUPLICATE, "sku_exists"},
+        {"22003", CO_REFUSAL_RANGE, "invalid_request"},
         {"42P01", CO_REFUSAL_OTHER, "internal_error"},
     };
 
