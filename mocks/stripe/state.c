@@ -13,7 +13,7 @@
 ms_config g_cfg = {
     .listen = "127.0.0.1:12111",
     .wh_max_attempts = 8,
-    .wh_threads = 4,
+    .wh_threads = 8,
     .wh_history = 10000,
     .idem_max = 50000,
 };
