@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""bench/plot.py CSV SVG [SUBTITLE]: make bench's plot, written by hand (no
+matplotlib): throughput (ok/s) and p99 latency against concurrency, one line per
+kind and shape of the closed-loop rows (seed buy_item and HTTP checkout, hot
+item and spread), on a log2 axis of clients. The other rows (fixed rate,
+latency-bound, growth) are points of their own in the table, not on these axes.
+"""
+import csv
+import math
+import sys
+from xml.sax.saxutils import escape
+
+W, H = 980, 430
+PANEL_W, PANEL_H = 380, 280
+TOP, LEFT = 70, 80
+GAP = 110
+SERIES = [  # (kind, shape, label, colour, dashed)
+    ("seed", "hot", "seed buy_item, hot item", "#1f77b4", False),
+    ("seed", "spread", "seed buy_item, spread", "#1f77b4", True),
+    ("http", "hot", "HTTP checkout, hot item", "#d62728", False),
+    ("http", "spread", "HTTP checkout, spread", "#d62728", True),
+]
+
+
+def nice_ticks(hi, n=5):
+    """Round tick values from 0 to at least hi."""
+    if hi <= 0:
+        return [0, 1]
+    raw = hi / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    top = step * math.ceil(hi / step)
+    count = int(round(top / step))
+    return [i * step for i in range(count + 1)]
+
+
+def fmt(v):
+    return f"{v:g}" if v < 10000 else f"{v / 1000:g}k"
+
+
+def panel(out, x0, title, unit, points, xs):
+    """points: {series index: [(clients, value)]}"""
+    hi = max([v for pts in points.values() for _, v in pts] + [0])
+    ticks = nice_ticks(hi * 1.05)
+    ymax = ticks[-1]
+    lo_x, hi_x = math.log2(min(xs)), math.log2(max(xs))
+    span = hi_x - lo_x or 1.0
+
+    def px(c):
+        if hi_x == lo_x:
+            return x0 + PANEL_W / 2
+        return x0 + (math.log2(c) - lo_x) / span * PANEL_W
+
+    def py(v):
+        return TOP + PANEL_H - v / ymax * PANEL_H
+
+    out.append(f'<text x="{x0 + PANEL_W / 2}" y="{TOP - 12}" text-anchor="middle" '
+               f'font-weight="bold">{escape(title)}</text>')
+    out.append(f'<rect x="{x0}" y="{TOP}" width="{PANEL_W}" height="{PANEL_H}" '
+               'fill="none" stroke="#888"/>')
+    for t in ticks:
+        y = py(t)
+        out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x0 + PANEL_W}" y2="{y:.1f}" '
+                   'stroke="#e5e5e5"/>')
+        out.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end">{fmt(t)}</text>')
+    for c in xs:
+        x = px(c)
+        out.append(f'<line x1="{x:.1f}" y1="{TOP + PANEL_H}" x2="{x:.1f}" '
+                   f'y2="{TOP + PANEL_H + 5}" stroke="#888"/>')
+        out.append(f'<text x="{x:.1f}" y="{TOP + PANEL_H + 20}" '
+                   f'text-anchor="middle">{c}</text>')
+    out.append(f'<text x="{x0 + PANEL_W / 2}" y="{TOP + PANEL_H + 40}" '
+               'text-anchor="middle">clients</text>')
+    out.append(f'<text x="{x0 - 55}" y="{TOP + PANEL_H / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 {x0 - 55} {TOP + PANEL_H / 2})">{escape(unit)}</text>')
+    for i, pts in points.items():
+        _, _, _, colour, dashed = SERIES[i]
+        pts = sorted(pts)
+        dash = ' stroke-dasharray="6 4"' if dashed else ""
+        if len(pts) > 1:
+            path = " ".join(f"{px(c):.1f},{py(v):.1f}" for c, v in pts)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
+                       f'stroke-width="2"{dash}/>')
+        for c, v in pts:
+            fill = "white" if dashed else colour
+            out.append(f'<circle cx="{px(c):.1f}" cy="{py(v):.1f}" r="4" fill="{fill}" '
+                       f'stroke="{colour}" stroke-width="2"><title>{escape(SERIES[i][2])}, '
+                       f'{c} clients: {v:g}</title></circle>')
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit("usage: plot.py CSV SVG [SUBTITLE]")
+    with open(sys.argv[1], newline="") as f:
+        rows = list(csv.DictReader(f))
+    subtitle = sys.argv[3] if len(sys.argv) > 3 else ""
+    tput, p99 = {}, {}
+    xs = set()
+    for r in rows:
+        shape = "hot" if r["items"] == "hot" else "spread"
+        for i, (kind, sh, _, _, _) in enumerate(SERIES):
+            if r["kind"] == kind and sh == shape:
+                c = int(r["clients"])
+                xs.add(c)
+                tput.setdefault(i, []).append((c, float(r["ok_per_s"])))
+                p99.setdefault(i, []).append((c, float(r["p99_ms"])))
+    if not xs:
+        xs = {1}
+    xs = sorted(xs)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+           f'viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15" '
+           'font-weight="bold">make bench: seed buy_item vs HTTP checkout</text>',
+           f'<text x="{W / 2}" y="40" text-anchor="middle" fill="#555">{escape(subtitle)}</text>']
+    panel(out, LEFT, "throughput", "ok/s", tput, xs)
+    panel(out, LEFT + PANEL_W + GAP, "p99 latency", "ms", p99, xs)
+    # Legend, under the panels.
+    lx, ly = LEFT, H - 22
+    for i, (_, _, label, colour, dashed) in enumerate(SERIES):
+        if i not in tput:
+            continue
+        dash = ' stroke-dasharray="6 4"' if dashed else ""
+        out.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 26}" y2="{ly}" stroke="{colour}" '
+                   f'stroke-width="2"{dash}/>')
+        out.append(f'<text x="{lx + 32}" y="{ly + 4}">{escape(label)}</text>')
+        lx += 220
+    out.append("</svg>")
+    with open(sys.argv[2], "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
