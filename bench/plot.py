@@ -2,15 +2,16 @@
 """bench/plot.py CSV SVG [SUBTITLE]: make bench's plot, written by hand (no
 matplotlib): throughput (ok/s) and p99 latency against concurrency, one line per
 kind and shape of the closed-loop rows (seed buy_item and HTTP checkout, hot
-item and spread), on a log2 axis of clients. The other rows (fixed rate,
-latency-bound, growth) are points of their own in the table, not on these axes.
+item and spread), on a log2 axis of clients. The fixed-rate and growth rows
+(hot item, 32 clients) are single marks; the latency-bound row (another
+provider latency, 256 clients) is in the table only.
 """
 import csv
 import math
 import sys
 from xml.sax.saxutils import escape
 
-W, H = 980, 430
+W, H = 1000, 430
 PANEL_W, PANEL_H = 380, 280
 TOP, LEFT = 70, 80
 GAP = 110
@@ -19,6 +20,10 @@ SERIES = [  # (kind, shape, label, colour, dashed)
     ("seed", "spread", "seed buy_item, spread", "#1f77b4", True),
     ("http", "hot", "HTTP checkout, hot item", "#d62728", False),
     ("http", "spread", "HTTP checkout, spread", "#d62728", True),
+]
+MARKS = [  # (kind, label, colour): single points, drawn as squares
+    ("rate", "HTTP fixed rate", "#2ca02c"),
+    ("growth", "HTTP, big database", "#9467bd"),
 ]
 
 
@@ -38,9 +43,9 @@ def fmt(v):
     return f"{v:g}" if v < 10000 else f"{v / 1000:g}k"
 
 
-def panel(out, x0, title, unit, points, xs):
-    """points: {series index: [(clients, value)]}"""
-    hi = max([v for pts in points.values() for _, v in pts] + [0])
+def panel(out, x0, title, unit, points, marks, xs):
+    """points: {series index: [(clients, value)]}; marks: {mark index: (clients, value)}"""
+    hi = max([v for pts in points.values() for _, v in pts] + [v for _, v in marks.values()] + [0])
     ticks = nice_ticks(hi * 1.05)
     ymax = ticks[-1]
     lo_x, hi_x = math.log2(min(xs)), math.log2(max(xs))
@@ -86,6 +91,10 @@ def panel(out, x0, title, unit, points, xs):
             out.append(f'<circle cx="{px(c):.1f}" cy="{py(v):.1f}" r="4" fill="{fill}" '
                        f'stroke="{colour}" stroke-width="2"><title>{escape(SERIES[i][2])}, '
                        f'{c} clients: {v:g}</title></circle>')
+    for i, (c, v) in marks.items():
+        _, label, colour = MARKS[i]
+        out.append(f'<rect x="{px(c) - 5:.1f}" y="{py(v) - 5:.1f}" width="10" height="10" '
+                   f'fill="{colour}"><title>{escape(label)}, {c} clients: {v:g}</title></rect>')
 
 
 def main():
@@ -94,9 +103,15 @@ def main():
     with open(sys.argv[1], newline="") as f:
         rows = list(csv.DictReader(f))
     subtitle = sys.argv[3] if len(sys.argv) > 3 else ""
-    tput, p99 = {}, {}
+    tput, p99, mtput, mp99 = {}, {}, {}, {}
     xs = set()
     for r in rows:
+        for i, (kind, _, _) in enumerate(MARKS):
+            if r["kind"] == kind:
+                c = int(r["clients"])
+                xs.add(c)
+                mtput[i] = (c, float(r["ok_per_s"]))
+                mp99[i] = (c, float(r["p99_ms"]))
         shape = "hot" if r["items"] == "hot" else "spread"
         for i, (kind, sh, _, _, _) in enumerate(SERIES):
             if r["kind"] == kind and sh == shape:
@@ -113,8 +128,8 @@ def main():
            f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15" '
            'font-weight="bold">make bench: seed buy_item vs HTTP checkout</text>',
            f'<text x="{W / 2}" y="40" text-anchor="middle" fill="#555">{escape(subtitle)}</text>']
-    panel(out, LEFT, "throughput", "ok/s", tput, xs)
-    panel(out, LEFT + PANEL_W + GAP, "p99 latency", "ms", p99, xs)
+    panel(out, LEFT, "throughput", "ok/s", tput, mtput, xs)
+    panel(out, LEFT + PANEL_W + GAP, "p99 latency", "ms", p99, mp99, xs)
     # Legend, under the panels.
     lx, ly = LEFT, H - 22
     for i, (_, _, label, colour, dashed) in enumerate(SERIES):
@@ -124,7 +139,13 @@ def main():
         out.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 26}" y2="{ly}" stroke="{colour}" '
                    f'stroke-width="2"{dash}/>')
         out.append(f'<text x="{lx + 32}" y="{ly + 4}">{escape(label)}</text>')
-        lx += 220
+        lx += 200
+    for i, (_, label, colour) in enumerate(MARKS):
+        if i not in mtput:
+            continue
+        out.append(f'<rect x="{lx + 8}" y="{ly - 5}" width="10" height="10" fill="{colour}"/>')
+        out.append(f'<text x="{lx + 24}" y="{ly + 4}">{escape(label)}</text>')
+        lx += 150
     out.append("</svg>")
     with open(sys.argv[2], "w") as f:
         f.write("\n".join(out) + "\n")

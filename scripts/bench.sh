@@ -92,6 +92,7 @@ spread_stock=1000000
 t_start=$(date +%s)
 mkdir -p "$work"
 rm -rf "$work/pgbench"
+rm -f "$work"/profile-*.txt "$work"/conns-*.txt "$work"/*.log
 mkdir -p "$work/pgbench"
 
 case $secs in '' | *[!0-9]* | 0) echo "bench.sh: BENCH_SECONDS must be whole seconds" >&2; exit 2 ;; esac
@@ -100,7 +101,8 @@ for f in "$bin/checkoutd" "$bin/mock-stripe" "$bb/sqlbase" "$bb/loadgen"; do
 done
 command -v pgbench >/dev/null || { echo "bench.sh: pgbench is missing (scripts/deps.sh)" >&2; exit 1; }
 py=/usr/bin/python3
-[ -x "$py" ] || py=python3
+[ -x "$py" ] || py=$(command -v python3 || true)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 pids=()
 dbs=()
@@ -212,10 +214,10 @@ pgss_calls() {
            WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
              AND query NOT LIKE '%pg_stat_statements%'" | tr '|' ' '
 }
-# Where the time went: the top statements of database url $1 into file $2, per
-# checkout ($3 = successes).
+# Where the time went: the top statements of database url $1 appended to file
+# $2, per checkout ($3 = successes).
 pgss_top() {
-  [ "$pgss" = 1 ] || return 0
+  if [ "$pgss" != 1 ]; then echo "statements: $pgss_why" >>"$2"; return 0; fi
   psql -qX -v ON_ERROR_STOP=1 "$1" -c "
     SELECT round(total_exec_time::numeric, 1) AS total_ms,
            round(mean_exec_time::numeric, 3) AS mean_ms, calls,
@@ -224,7 +226,24 @@ pgss_top() {
       FROM pg_stat_statements
      WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
        AND query NOT LIKE '%pg_stat_statements%'
-     ORDER BY total_exec_time DESC LIMIT 25" >"$2" 2>&1 || true
+     ORDER BY total_exec_time DESC LIMIT 25" >>"$2" 2>&1 || true
+}
+
+# CPU time: "pid ticks" of a process (utime + stime), of the client backends of
+# database $1 (on this machine: the private cluster), and the machine's busy
+# and total ticks.
+ticks() { awk '{ print $1, $14 + $15 }' "/proc/$1/stat" 2>/dev/null || true; }
+backend_ticks() {
+  local p
+  for p in $(qa "SELECT pid FROM pg_stat_activity WHERE datname = '$1'
+                   AND backend_type = 'client backend'"); do ticks "$p"; done
+}
+machine_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i;
+                                 print t - $5 - $6, t; exit }' /proc/stat; }
+# Sum of the tick deltas from "pid ticks" list $1 to list $2 (pids new in $2 count from 0).
+tick_delta() {
+  awk 'NR == FNR { a[$1] = $2; next } { d += $2 - ($1 in a ? a[$1] : 0) } END { print d + 0 }' \
+    <(echo "$1") <(echo "$2")
 }
 
 # Starts a program in the background and waits for its "listening on URL"
@@ -258,8 +277,18 @@ stop_pid() {
 
 # A TCP port free on 127.0.0.1 now: checkoutd's, which the mock must know
 # before either starts (webhook URL one way, API base the other).
+# Without python3: a port below the ephemeral range that nothing answers on.
 free_port() {
-  "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  if [ -n "$py" ]; then
+    "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    return
+  fi
+  local p
+  for _ in $(seq 50); do
+    p=$(( 10000 + RANDOM % 20000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  return 1
 }
 
 # key=value line -> the value of one key.
@@ -438,6 +467,9 @@ http_row() {
      WHERE datname = '$db_name' AND backend_type = 'client backend' \\watch 0.2" &
   local sampler=$!
   pids+=("$sampler")
+  local cpu0_co cpu0_mock cpu0_pg cpu0_m
+  cpu0_co=$(ticks "$co_pid") cpu0_mock=$(ticks "$mock_pid") cpu0_pg=$(backend_ticks "$db_name")
+  cpu0_m=$(machine_ticks)
 
   line=$("$bb/loadgen" --url "$srv" "${items_arg[@]}" "${lg[@]}") || rc=$?
   t_end=$(now)
@@ -458,6 +490,13 @@ http_row() {
     stats=$(mock_stats "$mock")
     pending=$(jnum "$stats" pending)
   done
+  local cpu_co cpu_mock cpu_pg m0 m1 hz
+  cpu_co=$(tick_delta "$cpu0_co" "$(ticks "$co_pid")")
+  cpu_mock=$(tick_delta "$cpu0_mock" "$(ticks "$mock_pid")")
+  cpu_pg=$(tick_delta "$cpu0_pg" "$(backend_ticks "$db_name")")
+  read -r -a m0 <<<"$cpu0_m"
+  read -r -a m1 <<<"$(machine_ticks)"
+  hz=$(getconf CLK_TCK)
   stop_pid "$sampler" || true
   conns=$(sort -n "$work/conns-$tag.txt" | tail -1)
   rss=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$co_pid/status" 2>/dev/null || echo "-")
@@ -468,7 +507,18 @@ http_row() {
   after=$(commits "$db_name")
   ok=$(val "$line" ok) ok_all=$(val "$line" ok_all)
   read -r calls top < <(pgss_calls "$db_url")
-  pgss_top "$db_url" "$work/statements-$tag.txt" "$ok_all"
+  {
+    echo "$name, $(shape_label "$shape"), $c clients: $ok_all checkouts (warm-up included)"
+    echo "CPU ms per checkout over the load and the drain: checkoutd" \
+         "$(div "$(calc "t * 1000 / $hz" t="$cpu_co")" "$ok_all")," \
+         "its Postgres backends $(div "$(calc "t * 1000 / $hz" t="$cpu_pg")" "$ok_all")," \
+         "mock-stripe $(div "$(calc "t * 1000 / $hz" t="$cpu_mock")" "$ok_all");" \
+         "the machine was $(div "$(calc '(b1 - b0) * 100' b1="${m1[0]}" b0="${m0[0]}")" \
+                                 "$(calc 't1 - t0' t1="${m1[1]}" t0="${m0[1]}")" 0)% busy" \
+         "(all $(nproc) CPUs, loadgen and everything else on the machine included)"
+    echo
+  } >"$work/profile-$tag.txt"
+  pgss_top "$db_url" "$work/profile-$tag.txt" "$ok_all"
   if [ -n "$t_drained" ]; then
     drain=$(calc 'd < 0 ? 0 : d' d="$(calc 'a - b' a="$t_drained" b="$t_end")")
     drain=$(printf '%.1f' "$drain")
@@ -591,7 +641,8 @@ elapsed=$(( $(date +%s) - t_start ))
 cpu=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -1)
 pgver=$(qa "SHOW server_version")
 {
-  echo "machine: $(nproc) CPU(s), ${cpu:-unknown CPU}; PostgreSQL $pgver; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "machine: $(nproc) CPU(s), ${cpu:-unknown CPU}; PostgreSQL $pgver"
+  echo "load average: $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine skews the numbers)"
   echo "run: ${warmup}s warm-up + ${secs}s per row, $(date -u +%Y-%m-%dT%H:%M:%SZ), ${elapsed}s in all$([ "$quick" = 1 ] && echo ', BENCH_QUICK=1')"
   echo
   printf '%-28s %5s %4s %8s %5s %-5s %7s %7s %7s %4s %6s %6s %5s %7s %6s %7s %5s %5s\n' \
@@ -620,9 +671,13 @@ pgver=$(qa "SHOW server_version")
     (IFS=,; echo "${f[*]//,/;}")
   done
 } >"$work/bench.csv"
-"$py" bench/plot.py "$work/bench.csv" "$work/bench.svg" \
-  "$(nproc) CPU(s), ${cpu:-unknown CPU}, PostgreSQL $pgver" \
-  || { echo "bench.sh: plot failed" >&2; status=1; }
-echo "bench: $work/bench.txt, $work/bench.csv, $work/bench.svg; top statements per row in $work/statements-*.txt" >&2
+if [ -n "$py" ]; then
+  "$py" bench/plot.py "$work/bench.csv" "$work/bench.svg" \
+    "$(nproc) CPU(s), ${cpu:-unknown CPU}, PostgreSQL $pgver" \
+    || { echo "bench.sh: plot failed" >&2; status=1; }
+else
+  echo "bench.sh: no python3: $work/bench.svg not drawn" >&2
+fi
+echo "bench: $work/bench.txt, $work/bench.csv, $work/bench.svg; CPU split and top statements per row in $work/profile-*.txt" >&2
 [ "$status" = 0 ] || echo "bench.sh: FAILED (see above)" >&2
 exit "$status"
