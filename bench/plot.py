@@ -16,27 +16,25 @@ PANEL_W, PANEL_H = 380, 280
 TOP, LEFT = 70, 80
 GAP = 110
 SERIES = [  # (kind, shape, label, colour, dashed)
-    ("seed", "hot", "seed buy_item, hot item", "#1f77b4", False),
-    ("seed", "spread", "seed buy_item, spread", "#1f77b4", True),
-    ("http", "hot", "HTTP checkout, hot item", "#d62728", False),
-    ("http", "spread", "HTTP checkout, spread", "#d62728", True),
+    ("seed", "hot", "seed, hot item", "#1f77b4", False),
+    ("seed", "spread", "seed, spread", "#1f77b4", True),
+    ("http", "hot", "HTTP, hot item", "#d62728", False),
+    ("http", "spread", "HTTP, spread", "#d62728", True),
 ]
 MARKS = [  # (kind, label, colour): single points, drawn as squares
-    ("rate", "HTTP fixed rate", "#2ca02c"),
-    ("growth", "HTTP, big database", "#9467bd"),
+    ("rate", "fixed rate", "#2ca02c"),
+    ("growth", "big database", "#9467bd"),
 ]
 
 
-def nice_ticks(hi, n=5):
-    """Round tick values from 0 to at least hi."""
-    if hi <= 0:
-        return [0, 1]
-    raw = hi / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    top = step * math.ceil(hi / step)
-    count = int(round(top / step))
-    return [i * step for i in range(count + 1)]
+def log_ticks(lo, hi):
+    """1-2-5 ticks covering [lo, hi] (lo > 0), and the axis ends."""
+    e0 = math.floor(math.log10(lo))
+    e1 = math.ceil(math.log10(hi))
+    ticks = [m * 10 ** e for e in range(e0, e1 + 1) for m in (1, 2, 5)]
+    bottom = max(t for t in ticks if t <= lo)
+    top = min(t for t in ticks if t >= hi)
+    return [t for t in ticks if bottom <= t <= top], bottom, top
 
 
 def fmt(v):
@@ -45,9 +43,12 @@ def fmt(v):
 
 def panel(out, x0, title, unit, points, marks, xs):
     """points: {series index: [(clients, value)]}; marks: {mark index: (clients, value)}"""
-    hi = max([v for pts in points.values() for _, v in pts] + [v for _, v in marks.values()] + [0])
-    ticks = nice_ticks(hi * 1.05)
-    ymax = ticks[-1]
+    vals = [v for pts in points.values() for _, v in pts] + [v for _, v in marks.values()]
+    vals = [v for v in vals if v > 0] or [1.0]
+    ticks, ybot, ytop = log_ticks(min(vals), max(vals))
+    if ytop == ybot:
+        ytop = ybot * 10
+    lspan = math.log10(ytop) - math.log10(ybot)
     lo_x, hi_x = math.log2(min(xs)), math.log2(max(xs))
     span = hi_x - lo_x or 1.0
 
@@ -57,10 +58,11 @@ def panel(out, x0, title, unit, points, marks, xs):
         return x0 + (math.log2(c) - lo_x) / span * PANEL_W
 
     def py(v):
-        return TOP + PANEL_H - v / ymax * PANEL_H
+        v = min(max(v, ybot), ytop)
+        return TOP + PANEL_H - (math.log10(v) - math.log10(ybot)) / lspan * PANEL_H
 
     out.append(f'<text x="{x0 + PANEL_W / 2}" y="{TOP - 12}" text-anchor="middle" '
-               f'font-weight="bold">{escape(title)}</text>')
+               f'font-weight="bold">{escape(title)} (log scale)</text>')
     out.append(f'<rect x="{x0}" y="{TOP}" width="{PANEL_W}" height="{PANEL_H}" '
                'fill="none" stroke="#888"/>')
     for t in ticks:
@@ -130,7 +132,7 @@ def main():
            f'<text x="{W / 2}" y="40" text-anchor="middle" fill="#555">{escape(subtitle)}</text>']
     panel(out, LEFT, "throughput", "ok/s", tput, mtput, xs)
     panel(out, LEFT + PANEL_W + GAP, "p99 latency", "ms", p99, mp99, xs)
-    # Legend, under the panels.
+    # Legend, under the panels; about 7 px a character.
     lx, ly = LEFT, H - 22
     for i, (_, _, label, colour, dashed) in enumerate(SERIES):
         if i not in tput:
@@ -139,13 +141,13 @@ def main():
         out.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 26}" y2="{ly}" stroke="{colour}" '
                    f'stroke-width="2"{dash}/>')
         out.append(f'<text x="{lx + 32}" y="{ly + 4}">{escape(label)}</text>')
-        lx += 200
+        lx += 52 + 7 * len(label)
     for i, (_, label, colour) in enumerate(MARKS):
         if i not in mtput:
             continue
         out.append(f'<rect x="{lx + 8}" y="{ly - 5}" width="10" height="10" fill="{colour}"/>')
         out.append(f'<text x="{lx + 24}" y="{ly + 4}">{escape(label)}</text>')
-        lx += 150
+        lx += 44 + 7 * len(label)
     out.append("</svg>")
     with open(sys.argv[2], "w") as f:
         f.write("\n".join(out) + "\n")
