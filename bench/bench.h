@@ -13,6 +13,17 @@
  * script divides the database's commits by it (commits/op) and checks it
  * against the orders the database holds.
  *
+ * Two ways to send (bench_run.rate):
+ *   closed loop (rate 0)  each client starts its next operation as soon as the
+ *            last one answered; latency is the operation's own time;
+ *   open loop (rate R)    the clients share a schedule of R operations a second:
+ *            client i sends its k-th at start + (k + i / clients) * clients / R,
+ *            whether or not the answers keep up. A client that is behind sends
+ *            at once, and the latency is counted from the scheduled time, so it
+ *            includes the time the operation waited for its turn (no
+ *            coordinated omission). Nothing is skipped: a server slower than R
+ *            shows as latency growing through the run.
+ *
  * Header-only (static inline) because the Makefile builds each .c of bench/ into
  * its own program: a bench/common.c would become a program of its own. */
 #ifndef CO_BENCH_H
@@ -58,6 +69,7 @@ typedef struct {
 struct bench_run {
     int clients;
     double warmup_s, seconds;
+    double rate;                   /* operations a second over all clients; 0 = closed loop */
     /* Connects; false when it could not (the run is abandoned). */
     bool (*setup)(bench_thread *t);
     /* One operation. On BENCH_OP_ERROR/FATAL it may describe the failure in
@@ -115,6 +127,7 @@ static inline void *bench_thread_main(void *arg)
     bench_thread *t = arg;
     bench_run *run = t->run;
     char err[512];
+    double interval = 0, next = 0;
 
     if (!run->setup(t))
         atomic_store(&run->setup_failed, true);
@@ -123,6 +136,10 @@ static inline void *bench_thread_main(void *arg)
     pthread_barrier_wait(&run->ready);
     if (atomic_load(&run->setup_failed))
         goto done;
+    if (run->rate > 0) {
+        interval = (double)run->clients / run->rate;
+        next = bench_now() + interval * (double)t->index / (double)run->clients;
+    }
     for (;;) {
         int phase = atomic_load(&run->phase);
         double t0, t1;
@@ -131,7 +148,19 @@ static inline void *bench_thread_main(void *arg)
         if (phase == BENCH_STOP)
             break;
         err[0] = '\0';
-        t0 = bench_now();
+        if (run->rate > 0) {
+            double now = bench_now();
+
+            /* Sleep in short steps so that a stop is seen within 50 ms. */
+            if (next > now) {
+                bench_sleep(next - now < 0.05 ? next - now : 0.05);
+                continue;
+            }
+            t0 = next;              /* the latency includes the wait for a turn */
+            next += interval;
+        } else {
+            t0 = bench_now();
+        }
         r = run->op(t, err, sizeof err);
         t1 = bench_now();
         /* An operation counts in the window if it finished inside it. */
@@ -181,8 +210,8 @@ static inline double bench_pct_ms(const uint32_t *v, size_t n, double p)
 }
 
 /* Runs the clients and prints the result line on stdout:
- *   clients=N seconds=S ok=N ok_all=N errors=N fatal=N ops_per_s=X
- *   p50_ms=X p90_ms=X p99_ms=X max_ms=X
+ *   clients=N rate=R seconds=S ok=N ok_all=N errors=N fatal=N ops_per_s=X
+ *   p50_ms=X p90_ms=X p95_ms=X p99_ms=X max_ms=X
  * Returns 0 when every client connected (errors are reported, not fatal
  * here: the script decides), 1 otherwise. */
 static inline int bench_run_all(bench_run *run)
@@ -257,12 +286,13 @@ join:
         nlat += t->nlat;
     }
     qsort(all, nlat, sizeof *all, bench_cmp_u32);
-    printf("clients=%d seconds=%.2f ok=%llu ok_all=%llu errors=%llu fatal=%llu ops_per_s=%.1f"
-           " p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
-           run->clients, run->window_s, ok, ok_all, errors, fatal,
+    printf("clients=%d rate=%.1f seconds=%.2f ok=%llu ok_all=%llu errors=%llu fatal=%llu"
+           " ops_per_s=%.1f p50_ms=%.2f p90_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+           run->clients, run->rate, run->window_s, ok, ok_all, errors, fatal,
            run->window_s > 0 ? (double)ok / run->window_s : 0.0,
            bench_pct_ms(all, nlat, 50), bench_pct_ms(all, nlat, 90),
-           bench_pct_ms(all, nlat, 99), nlat ? (double)all[nlat - 1] / 1000.0 : 0.0);
+           bench_pct_ms(all, nlat, 95), bench_pct_ms(all, nlat, 99),
+           nlat ? (double)all[nlat - 1] / 1000.0 : 0.0);
     fflush(stdout);
 
 out:

@@ -1,25 +1,16 @@
-/* bench/sqlbase: the database-only side of `make bench`.
+/* bench/sqlbase: the saga's first commit alone, a diagnostic row of `make bench`.
  *
- *   DATABASE_URL=... sqlbase --mode reserve|begin --item UUID
- *                            [--table NAME] [--clients 32] [--seconds 10] [--warmup 1]
+ *   DATABASE_URL=... sqlbase --item UUID [--clients 32] [--seconds 10] [--warmup 1]
  *
- * Each client thread has its own connection and loops one statement in
- * autocommit (one statement = one transaction = one commit), sent the way the
- * server sends its own (PQexecParams, unnamed statement, text parameters):
- *
- *   reserve  the bare SQL baseline: the smallest correct reservation of one
- *            unit of the hot item, one statement,
- *              UPDATE <table> SET stock = stock - 1 WHERE id = $1 AND stock >= 1
- *            It succeeds when it updated one row. It runs against a scratch
- *            copy of the item row (scripts/bench.sh makes the table with
- *            CREATE TABLE ... (LIKE items INCLUDING ALL)), never against
- *            items, whose every change must have its stock_ledger row.
- *   begin    the saga's first commit alone: co_checkout_begin records the
- *            Idempotency-Key, creates the order and its line, reserves the
- *            unit (item row locked, ledger row written) and writes the
- *            history rows, in one round trip. It succeeds when the outcome is
- *            "reserved". Each call has its own key and order id; the shoppers
- *            are a few fixed users, as in the HTTP run.
+ * Each client thread has its own connection and loops co_checkout_begin in
+ * autocommit, sent the way the server sends it (PQexecParams, unnamed
+ * statement, text parameters): it records the Idempotency-Key, creates the
+ * order and its line, reserves the unit (item row locked, ledger row written)
+ * and writes the history rows, in one round trip and one commit. It succeeds
+ * when the outcome is "reserved". Each call has its own key and order id; the
+ * shoppers are a few fixed users, as in the HTTP run. Set against the seed's
+ * buy_item (bench/seed.sql) on the same hot item, it shows what the product's
+ * first transaction costs before any HTTP or payment call.
  *
  * Prints the result line of bench.h on stdout; exits 0 when the run happened
  * (errors are in the line, for the script to judge), 1 when it could not. */
@@ -30,14 +21,9 @@
 
 #define SQL_USERS 8
 
-typedef enum { MODE_RESERVE, MODE_BEGIN } sql_mode;
-
 typedef struct {
-    sql_mode mode;
     const char *conninfo;
     const char *item;
-    char table[64];
-    char update_sql[256];
     char items_json[128];
     char users[SQL_USERS][37];
     unsigned run_id;
@@ -87,23 +73,6 @@ static bench_op_result sql_failed(sql_client *c, PGresult *res, char *err, size_
     return PQstatus(c->conn) == CONNECTION_OK ? BENCH_OP_ERROR : BENCH_OP_FATAL;
 }
 
-static bench_op_result sql_reserve(bench_thread *t, char *err, size_t errlen)
-{
-    sql_client *c = t->ctx;
-    const char *params[1] = {g_bench.item};
-    PGresult *res = PQexecParams(c->conn, g_bench.update_sql, 1, NULL, params, NULL, NULL, 0);
-    bench_op_result r = BENCH_OP_OK;
-
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        r = sql_failed(c, res, err, errlen);
-    } else if (strcmp(PQcmdTuples(res), "1") != 0) {
-        snprintf(err, errlen, "the scratch item is out of stock (UPDATE %s)", PQcmdTuples(res));
-        r = BENCH_OP_FATAL;
-    }
-    PQclear(res);
-    return r;
-}
-
 static bench_op_result sql_begin(bench_thread *t, char *err, size_t errlen)
 {
     static const char sql[] =
@@ -133,37 +102,23 @@ static bench_op_result sql_begin(bench_thread *t, char *err, size_t errlen)
 
 static void usage(void)
 {
-    fputs("usage: DATABASE_URL=... sqlbase --mode reserve|begin --item UUID [--table NAME]\n"
-          "                         [--clients N] [--seconds S] [--warmup S]\n",
+    fputs("usage: DATABASE_URL=... sqlbase --item UUID [--clients N] [--seconds S] [--warmup S]\n",
           stderr);
-}
-
-static bool valid_ident(const char *s)
-{
-    size_t n = strlen(s);
-
-    return n > 0 && n < 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz_0123456789") == n;
 }
 
 int main(int argc, char **argv)
 {
     static bench_run run;
     double clients = 32;
-    const char *mode = NULL;
     uuid_t u;
 
     run.seconds = 10;
     run.warmup_s = 1;
-    snprintf(g_bench.table, sizeof g_bench.table, "bench_hot_item");
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
-        if (strcmp(argv[i], "--mode") == 0 && v != NULL) {
-            mode = v;
-        } else if (strcmp(argv[i], "--item") == 0 && v != NULL) {
+        if (strcmp(argv[i], "--item") == 0 && v != NULL) {
             g_bench.item = v;
-        } else if (strcmp(argv[i], "--table") == 0 && v != NULL) {
-            snprintf(g_bench.table, sizeof g_bench.table, "%s", v);
         } else if (strcmp(argv[i], "--clients") == 0) {
             if (!bench_parse_num("--clients", v, 1, BENCH_MAX_CLIENTS, &clients))
                 return 2;
@@ -180,21 +135,10 @@ int main(int argc, char **argv)
         i++;
     }
     g_bench.conninfo = getenv("DATABASE_URL");
-    if (mode == NULL || g_bench.item == NULL || g_bench.conninfo == NULL ||
-        !valid_ident(g_bench.table)) {
+    if (g_bench.item == NULL || g_bench.conninfo == NULL) {
         usage();
         return 2;
     }
-    if (strcmp(mode, "reserve") == 0) {
-        g_bench.mode = MODE_RESERVE;
-    } else if (strcmp(mode, "begin") == 0) {
-        g_bench.mode = MODE_BEGIN;
-    } else {
-        usage();
-        return 2;
-    }
-    snprintf(g_bench.update_sql, sizeof g_bench.update_sql,
-             "UPDATE %s SET stock = stock - 1 WHERE id = $1 AND stock >= 1", g_bench.table);
     snprintf(g_bench.items_json, sizeof g_bench.items_json,
              "[{\"item_id\":\"%s\",\"quantity\":1}]", g_bench.item);
     for (int i = 0; i < SQL_USERS; i++) {
@@ -205,7 +149,7 @@ int main(int argc, char **argv)
 
     run.clients = (int)clients;
     run.setup = sql_setup;
-    run.op = g_bench.mode == MODE_RESERVE ? sql_reserve : sql_begin;
+    run.op = sql_begin;
     run.teardown = sql_teardown;
     return bench_run_all(&run);
 }

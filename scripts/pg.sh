@@ -65,6 +65,10 @@ synchronous_commit = on
 log_min_messages = warning
 CONF
   fi
+  # pg_stat_statements (make bench reads it; loaded at start, so also added to
+  # a cluster made before this line existed: it takes effect at its next start).
+  grep -q "^shared_preload_libraries" "$dir/data/postgresql.conf" \
+    || echo "shared_preload_libraries = 'pg_stat_statements'" >>"$dir/data/postgresql.conf"
   if running; then return 0; fi
   # A pid file left by a killed server whose pid is not a live postgres: remove it.
   local pidf="$dir/data/postmaster.pid"
