@@ -2,7 +2,7 @@
 -- reservations, again and again: co_checkout_begin now takes the largest
 -- number of units one shopper may hold unpaid (NULL: no limit) and refuses
 -- past it with outcome 'limited' and retry_after (seconds). Same contract as
--- sql/0006 otherwise; the old signature is dropped so that no caller keeps
+-- sql/0007 (hot items) otherwise; the old signature is dropped so that no caller keeps
 -- the unlimited one by accident.
 DROP FUNCTION co_checkout_begin(uuid, text, text, uuid, jsonb, text, text, integer, integer, text);
 
@@ -21,10 +21,20 @@ DECLARE
     qtys integer[];
     prices bigint[];
     curs text[];
+    hots boolean[];
+    waited boolean[];
     total bigint := 0;
     cur_stock integer;
+    cur_hot integer;
     short uuid;
     expires timestamptz;
+    rule record;
+    wait_iv interval;
+    t0 timestamptz;
+    p co_stock_plan;
+    plans co_stock_plan[] := '{}';
+    heat uuid[];
+    x uuid;
     held bigint;
     wanted bigint;
     soonest timestamptz;
@@ -75,8 +85,9 @@ BEGIN
 
     -- The cart, priced from an unlocked read, in item id order (the lock order).
     SELECT array_agg(c.item_id ORDER BY c.item_id), array_agg(c.quantity ORDER BY c.item_id),
-           array_agg(i.price ORDER BY c.item_id), array_agg(i.currency ORDER BY c.item_id)
-      INTO ids, qtys, prices, curs
+           array_agg(i.price ORDER BY c.item_id), array_agg(i.currency ORDER BY c.item_id),
+           array_agg(coalesce(i.hot_buckets > 0, false) ORDER BY c.item_id)
+      INTO ids, qtys, prices, curs, hots
       FROM co_cart_lines(p_items) c LEFT JOIN items i ON i.id = c.item_id;
     FOR k IN 1 .. cardinality(ids) LOOP
         IF prices[k] IS NULL THEN
@@ -91,6 +102,9 @@ BEGIN
     IF p_flow = 'mobile' THEN
         expires := now() + make_interval(secs => p_ttl_seconds);
     END IF;
+    rule := co_hot_rule();
+    wait_iv := make_interval(secs => rule.wait_ms / 1000.0);
+    waited := array_fill(false, ARRAY[cardinality(ids)]);
     INSERT INTO orders (id, user_id, status, flow, payment_method, amount, currency, stock_held,
                         reservation_expires_at, lease_owner, lease_until)
         VALUES (p_order_id, p_user_id, 'reserved', p_flow, p_payment_method, total, curs[1], true,
@@ -98,13 +112,32 @@ BEGIN
     INSERT INTO order_history (order_id, from_status, to_status)
         VALUES (p_order_id, NULL, 'pending'), (p_order_id, 'pending', 'reserved');
 
-    -- Now the item rows: locked in id order, compared after each lock (a
+    -- Now the items: locked in id order, compared after each lock (a
     -- comparison in the locking query's WHERE could skip a row on its old
-    -- version), then all decremented or none.
+    -- version), then all taken or none. A plain item's row is locked here,
+    -- its wait timed; a hot item's buckets by co_stock_lock.
     FOR k IN 1 .. cardinality(ids) LOOP
-        SELECT i.stock INTO cur_stock FROM items i WHERE i.id = ids[k] FOR NO KEY UPDATE;
-        IF short IS NULL AND cur_stock < qtys[k] THEN
-            short := ids[k];
+        IF NOT hots[k] THEN
+            t0 := clock_timestamp();
+            SELECT i.stock, i.hot_buckets INTO cur_stock, cur_hot
+              FROM items i WHERE i.id = ids[k] FOR NO KEY UPDATE;
+            waited[k] := clock_timestamp() - t0 >= wait_iv;
+            IF cur_hot > 0 THEN
+                hots[k] := true; -- switched on while we waited; we hold its row
+                p := co_stock_lock(ids[k], qtys[k], true);
+            ELSIF cur_stock < qtys[k] THEN
+                short := ids[k];
+                EXIT;
+            END IF;
+        ELSE
+            p := co_stock_lock(ids[k], qtys[k], false, rule.wait_ms);
+        END IF;
+        IF hots[k] THEN
+            IF p.short THEN
+                short := ids[k];
+                EXIT;
+            END IF;
+            plans := plans || p;
         END IF;
     END LOOP;
     INSERT INTO order_lines (order_id, item_id, quantity, unit_price)
@@ -120,10 +153,26 @@ BEGIN
                             total, curs[1], short, NULL::text, NULL::integer;
         RETURN;
     END IF;
-    UPDATE items i SET stock = i.stock - c.q
-      FROM unnest(ids, qtys) AS c(id, q) WHERE i.id = c.id;
+    WITH u AS (
+        UPDATE items i
+           SET stock = i.stock - c.q,
+               hot_waits = co_hot_waits_next(i.hot_waits, i.hot_window_start, c.w, rule.window_s),
+               hot_window_start = co_hot_window_next(i.hot_window_start, c.w, rule.window_s)
+          FROM unnest(ids, qtys, waited, hots) AS c(id, q, w, h)
+         WHERE i.id = c.id AND NOT c.h
+        RETURNING i.id, i.hot_waits, c.w)
+    SELECT array_agg(u.id ORDER BY u.id) INTO heat
+      FROM u WHERE u.w AND rule.waits > 0 AND u.hot_waits >= rule.waits;
+    FOREACH p IN ARRAY plans LOOP
+        PERFORM co_stock_apply(p);
+    END LOOP;
     INSERT INTO stock_ledger (item_id, delta, kind, order_id)
         SELECT c.id, -c.q, 'reserve', p_order_id FROM unnest(ids, qtys) AS c(id, q);
+    -- The rule's count is reached: this reservation switches the item on
+    -- (we hold its row; it has no buckets yet, so nobody else waits on them).
+    FOREACH x IN ARRAY coalesce(heat, '{}') LOOP
+        PERFORM co_hot_set(x, rule.buckets);
+    END LOOP;
     RETURN QUERY SELECT 'reserved', p_order_id, NULL::integer, NULL::text, total, curs[1],
                         NULL::uuid, co_iso(expires), NULL::integer;
 END

@@ -23,6 +23,8 @@ const co_route co_routes[] = {
     {"GET", "/v1/items/*", co_api_item_get, false},
     {"POST", "/v1/items/*/back-in-stock", co_api_item_subscribe, false},
     {"POST", "/v1/admin/items", co_api_admin_item_create, false},
+    {"GET", "/v1/admin/items/*/hot", co_api_admin_item_hot_get, false},
+    {"POST", "/v1/admin/items/*/hot", co_api_admin_item_hot, false},
     {"GET", "/v1/admin/orders", co_api_admin_orders, false},
     {"GET", "/v1/admin/orders/*", co_api_admin_order_get, false},
     {"POST", "/webhooks/stripe", co_webhook_stripe, false},

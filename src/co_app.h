@@ -71,6 +71,8 @@ void co_api_item_subscribe(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_item_create(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_order_get(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_orders(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_admin_item_hot(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_admin_item_hot_get(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_healthz(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_metrics(co_worker *w, const co_req *req, co_resp *resp);
 void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp);

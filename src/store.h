@@ -73,6 +73,15 @@ co_store_rc co_store_restock(co_db *db, const char *event_id, const char *item_i
 co_store_rc co_store_restock_event(co_db *db, const char *event_id, char item_id[37],
                                    long long *quantity);
 
+/* Hot-item mode (sql/0007): co_hot_set switches the item to buckets bucket
+ * rows (0: off, merged back; the same number again: an even rebalance), and
+ * *json gets the mode afterwards (co_hot_json plus previous_buckets); refusal
+ * NOT_FOUND (no such item) or INVALID (buckets out of range). */
+co_store_rc co_store_item_hot_set(co_db *db, const char *item_id, int buckets, char **json,
+                                  co_store_refusal *refusal);
+/* The item's hot-item mode (co_hot_json) into *json; CO_STORE_NONE for no item. */
+co_store_rc co_store_item_hot_get(co_db *db, const char *item_id, char **json);
+
 /* ---------------------------------------------------------- admin */
 
 /* A Stripe-style page of orders (co_orders_page) into *json (malloc'd).

@@ -1,5 +1,6 @@
 /* The catalogue: items, restocks and back-in-stock subscriptions
- * (sql/0002_stock_functions.sql). Stock changes only inside the SQL functions. */
+ * (sql/0002_stock_functions.sql), hot-item mode (sql/0007_hot_items.sql).
+ * Stock changes only inside the SQL functions. */
 #include "store_internal.h"
 
 #include <stdio.h>
@@ -91,4 +92,25 @@ co_store_rc co_store_restock_event(co_db *db, const char *event_id, char item_id
     }
     co_dbr_clear(&r);
     return co_store_rc_of(st);
+}
+
+co_store_rc co_store_item_hot_set(co_db *db, const char *item_id, int buckets, char **json,
+                                  co_store_refusal *refusal)
+{
+    char n[16];
+    const char *params[2] = {item_id, n};
+
+    snprintf(n, sizeof n, "%d", buckets);
+    return co_store_text(db, "SELECT co_hot_set(p_item_id => $1, p_buckets => $2)::text AS hot",
+                         2, params, "hot", json, refusal);
+}
+
+co_store_rc co_store_item_hot_get(co_db *db, const char *item_id, char **json)
+{
+    const char *params[1] = {item_id};
+
+    /* No row (CO_STORE_NONE) for an unknown item: co_hot_json is NULL then. */
+    return co_store_text(db,
+                         "SELECT co_hot_json(id)::text AS hot FROM items WHERE id = $1",
+                         1, params, "hot", json, NULL);
 }

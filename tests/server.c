@@ -424,7 +424,7 @@ const char *co_test_status(co_test_server *s, const char *order)
 
 long long co_test_stock(co_test_server *s, const char *item)
 {
-    return co_test_ll1(s->conn, "SELECT stock FROM items WHERE id = $1", item);
+    return co_test_ll1(s->conn, "SELECT co_item_available($1)", item);
 }
 
 void co_test_checkout_order(co_test_server *s, const char *user, const char *key,

@@ -109,7 +109,7 @@ const char *co_test_jstr(json_t *j, const char *k1, const char *k2);
 
 /* An order's status now ("" when there is no such order); a static buffer. */
 const char *co_test_status(co_test_server *s, const char *order);
-/* An item's stock now (item is its uuid). */
+/* An item's free units now (co_item_available: its row plus any hot-item buckets). */
 long long co_test_stock(co_test_server *s, const char *item);
 
 /* co_test_checkout that must answer want (a 201 or 202); copies the answer's

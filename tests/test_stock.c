@@ -1,5 +1,12 @@
 /* The stock functions (sql/0002_stock_functions.sql) under real concurrency:
- * real threads, one real connection each, against the real server. */
+ * real threads, one real connection each, against the real server.
+ *
+ * Every test runs twice: with hot-item mode off (the "race" and "rules"
+ * cases) and on (the "race_hot" and "rules_hot" cases, whose items are split
+ * over HOT_BUCKETS bucket rows as they are created, sql/0007_hot_items.sql),
+ * with the same assertions. Stock is read through co_item_available(), the
+ * sum over the item row and its buckets. The automatic switch is turned off
+ * in both runs, so that each run tests the one mode it names. */
 #include "harness.h"
 #include "race.h"
 
@@ -7,19 +14,65 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Buckets of a hot item in the hot runs: more than one unit of the last-unit
+ * race can fill, fewer than the race's threads. */
+#define HOT_BUCKETS 8
+
 static co_test_db db;
 static PGconn *conn;
+static int hot_buckets; /* 0 in the plain runs, HOT_BUCKETS in the hot ones */
 
 static void setup(void)
 {
+    char sql[160];
+
     co_test_db_create(&db);
     conn = co_test_connect(&db);
+    /* Every connection the test opens from now on has the automatic switch
+     * off (co_hot_rule): a plain run stays plain however long its locks wait. */
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" SET co.hot_waits = 0", db.name);
+    co_test_exec(conn, sql);
+    PQfinish(conn);
+    conn = co_test_connect(&db);
+}
+
+static void setup_hot(void)
+{
+    hot_buckets = HOT_BUCKETS;
+    setup();
 }
 
 static void teardown(void)
 {
     PQfinish(conn);
     co_test_db_drop(&db);
+}
+
+/* co_test_item, then in the hot runs the switch to hot_buckets buckets. */
+static void make_item(const char *sku, long long price, int stock, char id[37])
+{
+    char n[16];
+    const char *p[2] = {id, n};
+
+    co_test_item(conn, sku, price, stock, id);
+    if (hot_buckets == 0)
+        return;
+    snprintf(n, sizeof n, "%d", hot_buckets);
+    ck_assert_int_eq(co_test_llp(conn, "SELECT (co_hot_set($1, $2::int)->>'buckets')::int", 2, p),
+                     hot_buckets);
+}
+
+/* The item's free units (the row plus its buckets), by sku. */
+static long long available(const char *sku)
+{
+    return co_test_ll1(conn, "SELECT co_item_available(id) FROM items WHERE sku = $1", sku);
+}
+
+/* The run's mode held to the end: the item is still split as it started. */
+static void assert_mode(const char *sku)
+{
+    ck_assert_int_eq(co_test_ll1(conn, "SELECT hot_buckets FROM items WHERE sku = $1", sku),
+                     hot_buckets);
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -98,7 +151,7 @@ START_TEST(race_for_last_unit)
     int ok = 0;
     int oos = 0;
 
-    co_test_item(conn, "last-unit", 120000, 1, item);
+    make_item("last-unit", 120000, 1, item);
     for (int i = 0; i < LAST_UNIT_THREADS; i++)
         args[i] = (last_unit_arg){.item = item};
     co_test_race(LAST_UNIT_THREADS, last_unit_worker, args, sizeof args[0]);
@@ -108,7 +161,8 @@ START_TEST(race_for_last_unit)
     }
     ck_assert_int_eq(ok, 1);
     ck_assert_int_eq(oos, LAST_UNIT_THREADS - 1);
-    ck_assert_int_eq(co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'last-unit'"), 0);
+    ck_assert_int_eq(available("last-unit"), 0);
+    assert_mode("last-unit");
     ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM orders WHERE stock_held"), 1);
     ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM stock_ledger WHERE kind = 'reserve'"),
                      1);
@@ -163,7 +217,7 @@ START_TEST(random_quantities_never_oversell)
     int errors = 0;
     long long stock;
 
-    co_test_item(conn, "hundred", 1000, 100, item);
+    make_item("hundred", 1000, 100, item);
     for (int i = 0; i < RANDOM_THREADS; i++)
         args[i] = (random_arg){.item = item, .seed = 1234u + (unsigned)i};
     co_test_race(RANDOM_THREADS, random_worker, args, sizeof args[0]);
@@ -173,7 +227,8 @@ START_TEST(random_quantities_never_oversell)
         if (args[i].min_refused < min_refused)
             min_refused = args[i].min_refused;
     }
-    stock = co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'hundred'");
+    stock = available("hundred");
+    assert_mode("hundred");
     ck_assert_int_eq(errors, 0);
     ck_assert_int_ge(stock, 0);
     /* Every unit is accounted for: sold + left = 100, in the ledger too. */
@@ -248,7 +303,7 @@ START_TEST(opposite_order_carts_no_deadlock)
         char sku[32];
         snprintf(sku, sizeof sku, "cart-%d", i);
         /* Less stock than demand, so carts also fail part-way through their lines. */
-        co_test_item(conn, sku, 500, 2000, cart_items[i]);
+        make_item(sku, 500, 2000, cart_items[i]);
     }
     for (int i = 0; i < CART_THREADS; i++)
         args[i] = (cart_arg){.seed = 77u + (unsigned)i};
@@ -274,6 +329,7 @@ START_TEST(opposite_order_carts_no_deadlock)
         "ELSE 0 END"), 0);
     ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM orders WHERE stock_held"), ok);
     co_test_stock_invariant(conn);
+    assert_mode("cart-0");
 }
 END_TEST
 
@@ -360,16 +416,16 @@ START_TEST(release_is_idempotent)
     char item[37], order[37], cart[128];
     const char *p1[1] = {order};
 
-    co_test_item(conn, "rel", 100, 5, item);
+    make_item("rel", 100, 5, item);
     cart1(cart, sizeof cart, item, 2);
     create_order(cart, order);
     ck_assert_str_eq(state_of(conn, "SELECT co_reserve_order($1)", 1, p1), "00000");
     /* Reserving twice holds the units once. */
     ck_assert_str_eq(state_of(conn, "SELECT co_reserve_order($1)", 1, p1), "00000");
-    ck_assert_int_eq(co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'rel'"), 3);
+    ck_assert_int_eq(available("rel"), 3);
     ck_assert_int_eq(co_test_llp(conn, "SELECT co_release_order($1)::int", 1, p1), 1);
     ck_assert_int_eq(co_test_llp(conn, "SELECT co_release_order($1)::int", 1, p1), 0);
-    ck_assert_int_eq(co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'rel'"), 5);
+    ck_assert_int_eq(available("rel"), 5);
     ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM stock_ledger WHERE kind = 'release'"),
                      1);
     ck_assert_int_eq(co_test_audit(conn), 0);
@@ -382,7 +438,7 @@ START_TEST(restock_is_idempotent_per_event)
     const char *p[3] = {"evt-1", item, "3"};
     PGresult *r;
 
-    co_test_item(conn, "rs", 100, 0, item);
+    make_item("rs", 100, 0, item);
     r = PQexecParams(conn, "SELECT applied, became_available, stock FROM co_restock($1, $2, $3)",
                      3, NULL, p, NULL, NULL, 0);
     ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
@@ -434,7 +490,7 @@ START_TEST(bad_input_changes_nothing)
     const char *rs_unknown[3] = {"evt2", "00000000-0000-0000-0000-000000000000", "1"};
     const char *release_unknown[1] = {"00000000-0000-0000-0000-000000000000"};
 
-    co_test_item(conn, "bad", 100, 5, item);
+    make_item("bad", 100, 5, item);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         co_test_uuid(order);
         co_test_uuid(user);
@@ -455,7 +511,7 @@ START_TEST(bad_input_changes_nothing)
     /* Nothing changed. */
     ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM orders"), 0);
     ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM restock_events"), 0);
-    ck_assert_int_eq(co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'bad'"), 5);
+    ck_assert_int_eq(available("bad"), 5);
     ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM stock_ledger"), 1);
 }
 END_TEST
@@ -465,7 +521,7 @@ START_TEST(duplicate_lines_are_merged)
     char item[37], order[37], cart[256];
     const char *p1[1] = {order};
 
-    co_test_item(conn, "dup", 100, 3, item);
+    make_item("dup", 100, 3, item);
     /* 2 + 2 of a 3-unit item: checked as 4 against 3, never as 2 twice. */
     snprintf(cart, sizeof cart,
              "[{\"item_id\":\"%s\",\"quantity\":2},{\"item_id\":\"%s\",\"quantity\":2}]",
@@ -474,27 +530,41 @@ START_TEST(duplicate_lines_are_merged)
     ck_assert_int_eq(co_test_llp(conn, "SELECT count(*) FROM order_lines WHERE order_id = $1",
                                  1, p1), 1);
     ck_assert_str_eq(state_of(conn, "SELECT co_reserve_order($1)", 1, p1), "CK409");
-    ck_assert_int_eq(co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'dup'"), 3);
+    ck_assert_int_eq(available("dup"), 3);
 }
 END_TEST
 
-static Suite *stock_suite(void)
+/* The suite's tests, in a test case of each mode. */
+static void add_race(Suite *s, const char *name, void (*fixture)(void))
 {
-    Suite *s = suite_create("stock");
-    TCase *race = co_test_tcase(s, "race", 120);
-    TCase *rules = co_test_tcase(s, "rules", 30);
+    TCase *race = co_test_tcase(s, name, 120);
 
-    tcase_add_checked_fixture(race, setup, teardown);
+    tcase_add_checked_fixture(race, fixture, teardown);
     tcase_add_test(race, race_for_last_unit);
     tcase_add_test(race, random_quantities_never_oversell);
     tcase_add_test(race, opposite_order_carts_no_deadlock);
     tcase_add_test(race, naive_read_then_update_oversells);
+}
 
-    tcase_add_checked_fixture(rules, setup, teardown);
+static void add_rules(Suite *s, const char *name, void (*fixture)(void))
+{
+    TCase *rules = co_test_tcase(s, name, 30);
+
+    tcase_add_checked_fixture(rules, fixture, teardown);
     tcase_add_test(rules, release_is_idempotent);
     tcase_add_test(rules, restock_is_idempotent_per_event);
     tcase_add_test(rules, bad_input_changes_nothing);
     tcase_add_test(rules, duplicate_lines_are_merged);
+}
+
+static Suite *stock_suite(void)
+{
+    Suite *s = suite_create("stock");
+
+    add_race(s, "race", setup);
+    add_rules(s, "rules", setup);
+    add_race(s, "race_hot", setup_hot);
+    add_rules(s, "rules_hot", setup_hot);
     return s;
 }
 

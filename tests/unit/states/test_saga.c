@@ -152,7 +152,7 @@ static long long stock(void)
 {
     const char *p[1] = {item};
 
-    return co_test_llp(conn, "SELECT stock FROM items WHERE id = $1", 1, p);
+    return co_test_llp(conn, "SELECT co_item_available($1)", 1, p);
 }
 
 static void assert_calls(const char *const *want, int n)
