@@ -549,7 +549,7 @@ http_row() {
     SELECT (SELECT count(*) FROM mine WHERE status = 'confirmed'),
            (SELECT count(*) FROM mine WHERE status <> 'confirmed'),
            (SELECT count(*) FROM stock_audit),
-           (SELECT $bought_stock - sum(stock) FROM items WHERE sku LIKE 'BENCH-%'),
+           (SELECT $bought_stock - sum(co_item_available(id)) FROM items WHERE sku LIKE 'BENCH-%'),
            (SELECT count(*) FROM payment_events e JOIN mine ON mine.id = e.order_id)" | tr '|' ' ')
   captured=$(jnum "$stats" captured)
   delivered=$(jnum "$stats" delivered)
