@@ -262,14 +262,128 @@ START_TEST(harness_mocks_have_no_secret_on_argv)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- the private cluster */
+
+/* The passfile=... of a URI (percent-decoded) into out; "" when it has none. */
+static void passfile_of(const char *url, char *out, size_t n)
+{
+    const char *v = strstr(url, "passfile=");
+    size_t k = 0;
+
+    out[0] = '\0';
+    if (v == NULL)
+        return;
+    for (v += strlen("passfile="); *v != '\0' && *v != '&' && k + 1 < n; v++) {
+        unsigned c;
+
+        if (v[0] == '%' && v[1] != '\0' && v[2] != '\0' && sscanf(v + 1, "%2x", &c) == 1) {
+            out[k++] = (char)c;
+            v += 2;
+        } else {
+            out[k++] = *v;
+        }
+    }
+    out[k] = '\0';
+}
+
+/* A connection to url with passfile and password overriding what url says
+ * (NULL: keep it); NULL when it was refused, with why in err. */
+static PGconn *connect_with(const char *url, const char *passfile, const char *password,
+                            char *err, size_t n)
+{
+    const char *keys[] = {"dbname", "passfile", "password", NULL};
+    const char *vals[] = {url, passfile, password, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+
+    if (PQstatus(c) == CONNECTION_OK)
+        return c;
+    snprintf(err, n, "%s", PQerrorMessage(c));
+    PQfinish(c);
+    return NULL;
+}
+
+/* Is text on the command line of any process? */
+static bool on_some_command_line(const char *text)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    bool found = false;
+
+    if (d == NULL)
+        return false;
+    for (e = readdir(d); e != NULL && !found; e = readdir(d)) {
+        char cmd[4096];
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        cmdline_of((pid_t)atoi(e->d_name), cmd, sizeof cmd);
+        found = strstr(cmd, text) != NULL;
+    }
+    closedir(d);
+    return found;
+}
+
+/* The private cluster (scripts/pg.sh) trusts no one: every connection needs
+ * the password (SCRAM), which lives in a 0600 passfile that the URLs the
+ * scripts hand out name (no secret in the URL itself), and is on no command
+ * line. Without the password, or with a wrong one, a local user is refused. */
+START_TEST(private_cluster_wants_the_password)
+{
+    const char *admin = getenv("CO_TEST_ADMIN_URL");
+    const char *priv = getenv("CO_TEST_PRIVATE_PG");
+    char passfile[512], err[512] = "", line[512] = "", *pw;
+    PGconn *c;
+    FILE *f;
+
+    if (priv == NULL || strcmp(priv, "1") != 0) {
+        fprintf(stderr, "trust: DATABASE_URL names another server: private cluster not checked\n");
+        return;
+    }
+    ck_assert_ptr_nonnull(admin);
+    c = connect_with(admin, "/nonexistent/pgpass", NULL, err, sizeof err);
+    if (c != NULL)
+        PQfinish(c);
+    ck_assert_msg(c == NULL, "connected to %s without the password", admin);
+    ck_assert_msg(strstr(err, "password") != NULL, "refused, but not for the password: %s", err);
+    c = connect_with(admin, "/nonexistent/pgpass", "not-the-password", err, sizeof err);
+    if (c != NULL)
+        PQfinish(c);
+    ck_assert_msg(c == NULL, "connected with a wrong password");
+    ck_assert_msg(strstr(err, "password authentication failed") != NULL, "%s", err);
+
+    c = connect_with(admin, NULL, NULL, err, sizeof err);
+    ck_assert_msg(c != NULL, "the admin URL does not connect: %s", err);
+    ck_assert_int_eq(co_test_ll(c, "SELECT count(*) FROM pg_hba_file_rules"
+                                   " WHERE auth_method NOT IN ('scram-sha-256', 'reject')"
+                                   "    OR error IS NOT NULL"), 0);
+    ck_assert_int_eq(co_test_ll(c, "SELECT count(*) FROM pg_authid WHERE rolname = current_user"
+                                   " AND rolpassword LIKE 'SCRAM-SHA-256$%'"), 1);
+    PQfinish(c);
+
+    passfile_of(admin, passfile, sizeof passfile);
+    ck_assert_msg(passfile[0] != '\0', "the admin URL names no passfile: %s", admin);
+    ck_assert_int_eq(mode_of(passfile), 0600);
+    f = fopen(passfile, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+    pw = strrchr(line, ':'); /* host:port:db:user:password (ours has no escaped colon) */
+    ck_assert_msg(pw != NULL && strlen(pw + 1) >= 16, "no password in %s", passfile);
+    ck_assert_msg(!on_some_command_line(pw + 1), "the password is on a command line");
+}
+END_TEST
+
 static Suite *trust_suite(void)
 {
     Suite *s = suite_create("trust");
     TCase *run = co_test_tcase(s, "make_run", 120);
     TCase *harness = co_test_tcase(s, "harness", 60);
+    TCase *pg = co_test_tcase(s, "postgres", 30);
 
     tcase_add_test(run, run_sh_keeps_secrets_private);
     tcase_add_test(harness, harness_mocks_have_no_secret_on_argv);
+    tcase_add_test(pg, private_cluster_wants_the_password);
     return s;
 }
 
