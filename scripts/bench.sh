@@ -30,7 +30,7 @@
 #             (pm_card_visa; a success is 201 confirmed after authorize and
 #             capture), same shapes and clients as seed. The mock sends its
 #             webhooks to checkoutd as make run deploys it (--webhook-url
-#             .../webhooks/stripe --webhook-secret $STRIPE_WEBHOOK_SECRET).
+#             .../webhooks/stripe, MOCK_STRIPE_WEBHOOK_SECRET in its environment).
 #   rate      open loop (loadgen --rate) at half the ok/s of the hot 32 http row,
 #             32 clients; latency counted from each request's scheduled time.
 #   far       the provider BENCH_PROVIDER_LATENCY ms away, BENCH_FAR_CLIENTS shoppers
@@ -386,7 +386,10 @@ STRIPE_WEBHOOK_SECRET="whsec_$(openssl rand -hex 24)"
 RESTOCK_WEBHOOK_SECRET=$(openssl rand -hex 24)
 AUTH_JWT_SECRET=$(openssl rand -hex 32)
 ADMIN_API_KEY="adm_$(openssl rand -hex 16)"
-export STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET RESTOCK_WEBHOOK_SECRET AUTH_JWT_SECRET ADMIN_API_KEY
+# mock-stripe signs its webhooks with the same secret, read from its environment (never argv).
+MOCK_STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET
+export STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET RESTOCK_WEBHOOK_SECRET AUTH_JWT_SECRET ADMIN_API_KEY \
+       MOCK_STRIPE_WEBHOOK_SECRET
 
 # The items a row buys, in database url $1: the hot item, or the spread catalogue.
 # Sets items_arg (loadgen's option) and bought_stock (their opening stock).
@@ -453,7 +456,7 @@ http_row() {
   port=$(free_port)
   start_server mock-stripe "$work/mock-stripe-$tag.log" \
     "$bin/mock-stripe" --listen 127.0.0.1:0 --latency-ms "$lat" \
-    --webhook-url "http://127.0.0.1:$port/webhooks/stripe" --webhook-secret "$STRIPE_WEBHOOK_SECRET"
+    --webhook-url "http://127.0.0.1:$port/webhooks/stripe"
   mock=$server_url mock_pid=$server_pid
   pgss_reset "$db_url"
   # Read before the server connects: afterwards its backends hold counters back.

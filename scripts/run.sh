@@ -4,9 +4,14 @@
 # a demo catalogue, writes var/run.env, and runs bin/checkoutd in the
 # foreground. Every variable of the README's Configuration table that is
 # already set is honoured. Ctrl-C stops everything this script started.
+#
+# For tests only: RUN_VAR_DIR (default var) is where the settings, secrets and
+# logs go, RUN_BIN_DIR (default bin) where the programs are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p var
+var=${RUN_VAR_DIR:-var}
+bin=${RUN_BIN_DIR:-bin}
+mkdir -p "$var"
 
 pids=()
 started_pg=0
@@ -19,20 +24,30 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# Writes stdin to the file $1, readable by its owner only (0600). The file is
+# replaced whole (a new file renamed over it), so one that an older run.sh
+# left world-readable does not keep its mode.
+write_private() {
+  local tmp
+  tmp=$(mktemp "$1.XXXXXX") # mktemp makes it 0600 whatever the umask
+  cat >"$tmp"
+  chmod 600 "$tmp"
+  mv -f "$tmp" "$1"
+}
+
 # Secrets generated once and kept in var/secrets.env, so a restart keeps them.
-if [ ! -f var/secrets.env ]; then
-  umask 077
+if [ ! -f "$var/secrets.env" ]; then
   {
     echo "GEN_STRIPE_WEBHOOK_SECRET=whsec_$(openssl rand -hex 24)"
     echo "GEN_RESTOCK_WEBHOOK_SECRET=$(openssl rand -hex 24)"
     echo "GEN_AUTH_JWT_SECRET=$(openssl rand -hex 32)"
     echo "GEN_ADMIN_API_KEY=adm_$(openssl rand -hex 16)"
     echo "GEN_NOTIFY_SECRET=$(openssl rand -hex 24)"
-  } >var/secrets.env
-  umask 022
+  } | write_private "$var/secrets.env"
 fi
+chmod 600 "$var/secrets.env"
 # shellcheck disable=SC1091
-. var/secrets.env
+. "$var/secrets.env"
 export STRIPE_WEBHOOK_SECRET=${STRIPE_WEBHOOK_SECRET:-$GEN_STRIPE_WEBHOOK_SECRET}
 export RESTOCK_WEBHOOK_SECRET=${RESTOCK_WEBHOOK_SECRET:-$GEN_RESTOCK_WEBHOOK_SECRET}
 export AUTH_JWT_SECRET=${AUTH_JWT_SECRET:-$GEN_AUTH_JWT_SECRET}
@@ -49,15 +64,17 @@ if [ -z "${DATABASE_URL:-}" ]; then
   DATABASE_URL=$(scripts/dburl.sh "$admin" checkout)
   export DATABASE_URL
 fi
-bin/checkoutd migrate
+"$bin/checkoutd" migrate
 
 # Starts a mock in the background and waits for its "listening on URL" line;
 # sets mock_url. Not run in a subshell, so that pids (what Ctrl-C stops) sees it.
+# Secrets reach the mocks through their environment (the assignments in front
+# of the call): a command line is readable by every local user (ps).
 start_mock() {
   local name=$1; shift
-  local log="var/$name.log"
+  local log="$var/$name.log"
   : >"$log"
-  "bin/$name" "$@" >"$log" 2>&1 &
+  "$bin/$name" "$@" >"$log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
     mock_url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$log" | head -1)
@@ -69,12 +86,12 @@ start_mock() {
 }
 
 if [ -z "${STRIPE_API_BASE:-}" ]; then
-  start_mock mock-stripe --listen 127.0.0.1:0 \
-    --webhook-url "http://$LISTEN_ADDR/webhooks/stripe" --webhook-secret "$STRIPE_WEBHOOK_SECRET"
+  MOCK_STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET \
+    start_mock mock-stripe --listen 127.0.0.1:0 --webhook-url "http://$LISTEN_ADDR/webhooks/stripe"
   export STRIPE_API_BASE=$mock_url
 fi
-if [ -z "${NOTIFY_URL:-}" ] && [ -x bin/mock-notify ]; then
-  start_mock mock-notify --listen 127.0.0.1:0 --secret "$NOTIFY_SECRET"
+if [ -z "${NOTIFY_URL:-}" ] && [ -x "$bin/mock-notify" ]; then
+  MOCK_NOTIFY_SECRET=$NOTIFY_SECRET start_mock mock-notify --listen 127.0.0.1:0
   export NOTIFY_URL="$mock_url/notify"
 fi
 
@@ -93,15 +110,15 @@ SQL
     printf '%s=%q\n' "$v" "${!v:-}"
   done
   [ -n "${RESERVATION_TTL_SECONDS:-}" ] && printf 'RESERVATION_TTL_SECONDS=%q\n' "$RESERVATION_TTL_SECONDS"
-  echo "export DATABASE_URL LISTEN_ADDR STRIPE_API_BASE STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET RESTOCK_WEBHOOK_SECRET AUTH_JWT_SECRET ADMIN_API_KEY NOTIFY_URL NOTIFY_SECRET"
-} >var/run.env
+  echo "export DATABASE_URL LISTEN_ADDR STRIPE_API_BASE STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET RESTOCK_WEBHOOK_SECRET AUTH_JWT_SECRET ADMIN_API_KEY NOTIFY_URL NOTIFY_SECRET RESERVATION_TTL_SECONDS"
+} | write_private "$var/run.env"
 
 user=$(cat /proc/sys/kernel/random/uuid)
-token=$(bin/checkoutd token "$user" 86400)
+token=$("$bin/checkoutd" token "$user" 86400)
 phone=$(psql -qAtX "$DATABASE_URL" -c "SELECT id FROM items WHERE sku = 'PHN-PRO-256'")
 cat <<EOF
 
-checkout saga orchestrator on http://$LISTEN_ADDR  (settings: . var/run.env)
+checkout saga orchestrator on http://$LISTEN_ADDR  (settings: . $var/run.env)
 payment provider: $STRIPE_API_BASE   notifications: ${NOTIFY_URL:-none}
 
 A shopper token (user $user, valid 24 h):
@@ -117,6 +134,6 @@ The item:   curl -s http://$LISTEN_ADDR/v1/items/$phone
 Admin view: curl -s http://$LISTEN_ADDR/v1/admin/orders -H "Authorization: Bearer \$ADMIN_API_KEY"
 
 EOF
-bin/checkoutd &
+"$bin/checkoutd" &
 pids+=($!)
 wait "${pids[-1]}"

@@ -61,6 +61,7 @@ cleanup() { [ "$started_pg" = 1 ] && scripts/pg.sh stop; }
 # CO_TEST_PG_RESTART= (empty) turns that off, e.g. while others share the cluster.
 if [ -z "${DATABASE_URL:-}" ]; then
   export CO_TEST_PG_RESTART="${CO_TEST_PG_RESTART-$top/scripts/pg.sh restart >/dev/null}"
+  export CO_TEST_PRIVATE_PG=1 # the trust suite checks the cluster's authentication
 fi
 trap cleanup EXIT
 

@@ -314,31 +314,63 @@ bool co_proc_wait(co_proc *p, int timeout_ms, int *status)
     return true;
 }
 
-bool co_proc_start_mock_stripe(co_proc *p, char *const extra_args[])
+/* The variable mock-stripe reads its webhook secret from. A secret on the command
+ * line is readable by every local user (ps), so none is ever passed there. */
+#define MOCK_SECRET_FLAG "--webhook-secret"
+#define MOCK_SECRET_ENV "MOCK_STRIPE_WEBHOOK_SECRET"
+
+bool co_proc_start_mock_stripe_env(co_proc *p, char *const extra_args[], char *const env[])
 {
     const char *dir = getenv("CO_BIN_DIR");
-    size_t n_extra = 0;
+    size_t n_extra = 0, n_env = 0, na = 3, ne = 0;
     char path[1024];
-    char **argv;
-    bool ok;
+    char secret_kv[512] = "";
+    char **argv = NULL, **envp = NULL;
+    bool ok = false;
 
+    memset(p, 0, sizeof *p);
+    p->out_fd = p->wake_fd[0] = p->wake_fd[1] = -1;
     if (dir == NULL || dir[0] == '\0')
         dir = "build/san/bin";
     snprintf(path, sizeof path, "%s/mock-stripe", dir);
     while (extra_args != NULL && extra_args[n_extra] != NULL)
         n_extra++;
+    while (env != NULL && env[n_env] != NULL)
+        n_env++;
     argv = calloc(n_extra + 4, sizeof *argv);
-    if (argv == NULL) {
-        memset(p, 0, sizeof *p);
-        p->out_fd = p->wake_fd[0] = p->wake_fd[1] = -1;
-        return false;
-    }
+    envp = calloc(n_env + 2, sizeof *envp);
+    if (argv == NULL || envp == NULL)
+        goto out;
     argv[0] = path;
     argv[1] = "--listen";
     argv[2] = "127.0.0.1:0";
-    for (size_t i = 0; i < n_extra; i++)
-        argv[3 + i] = extra_args[i];
-    ok = co_proc_start(p, argv, NULL, 10000);
+    for (size_t i = 0; i < n_extra; i++) {
+        const char *a = extra_args[i];
+        size_t fl = strlen(MOCK_SECRET_FLAG);
+
+        /* --webhook-secret V (or =V) among the arguments: into the environment. */
+        if (strcmp(a, MOCK_SECRET_FLAG) == 0 && i + 1 < n_extra) {
+            snprintf(secret_kv, sizeof secret_kv, "%s=%s", MOCK_SECRET_ENV, extra_args[++i]);
+            continue;
+        }
+        if (strncmp(a, MOCK_SECRET_FLAG, fl) == 0 && a[fl] == '=') {
+            snprintf(secret_kv, sizeof secret_kv, "%s=%s", MOCK_SECRET_ENV, a + fl + 1);
+            continue;
+        }
+        argv[na++] = extra_args[i];
+    }
+    for (size_t i = 0; i < n_env; i++)
+        envp[ne++] = env[i];
+    if (secret_kv[0] != '\0')
+        envp[ne++] = secret_kv; /* last: it wins over one in env */
+    ok = co_proc_start(p, argv, envp, 10000);
+out:
     free(argv);
+    free(envp);
     return ok;
+}
+
+bool co_proc_start_mock_stripe(co_proc *p, char *const extra_args[])
+{
+    return co_proc_start_mock_stripe_env(p, extra_args, NULL);
 }

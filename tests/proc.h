@@ -46,5 +46,11 @@ bool co_proc_wait(co_proc *p, int timeout_ms, int *status);
 /* Starts $CO_BIN_DIR/mock-stripe (falling back to build/san/bin) on 127.0.0.1:0 with
  * the given extra args (NULL-terminated, may be NULL); waits up to 10 s. */
 bool co_proc_start_mock_stripe(co_proc *p, char *const extra_args[]);
+/* The same with env ("K=V", NULL-terminated, may be NULL) added to the mock's
+ * environment, e.g. MOCK_STRIPE_WEBHOOK_SECRET=whsec_... No secret goes on the
+ * mock's command line, where every local user can read it: a
+ * "--webhook-secret V" (or "--webhook-secret=V") among extra_args is handed to
+ * the mock as MOCK_STRIPE_WEBHOOK_SECRET instead, overriding env's. */
+bool co_proc_start_mock_stripe_env(co_proc *p, char *const extra_args[], char *const env[]);
 
 #endif

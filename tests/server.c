@@ -65,6 +65,7 @@ static void start(co_test_server *s, const char *const extra_env[],
                   const char *const mock_args[], bool notify)
 {
     char *margs[16];
+    char *mock_env[] = {"MOCK_STRIPE_WEBHOOK_SECRET=" CO_TEST_WHSEC, NULL};
     int n = 0;
 
     memset(s, 0, sizeof *s);
@@ -73,13 +74,17 @@ static void start(co_test_server *s, const char *const extra_env[],
     for (int i = 0; mock_args && mock_args[i] && n < 15; i++)
         margs[n++] = (char *)mock_args[i];
     margs[n] = NULL;
-    ck_assert_msg(co_proc_start_mock_stripe(&s->mock, margs), "mock-stripe did not start");
+    /* Secrets go in the mocks' environment, never on their command lines (ps):
+     * a mock given --webhook-url signs its events with CO_TEST_WHSEC. */
+    ck_assert_msg(co_proc_start_mock_stripe_env(&s->mock, margs, mock_env),
+                  "mock-stripe did not start");
     if (notify) {
         char path[512], url[300];
-        char *nargs[] = {path, "--listen", "127.0.0.1:0", "--secret", CO_TEST_NOTIFY_SECRET, NULL};
+        char *nargs[] = {path, "--listen", "127.0.0.1:0", NULL};
+        char *nenv[] = {"MOCK_NOTIFY_SECRET=" CO_TEST_NOTIFY_SECRET, NULL};
 
         snprintf(path, sizeof path, "%s/mock-notify", bin_dir());
-        ck_assert_msg(co_proc_start(&s->notify, nargs, NULL, 10000), "mock-notify did not start");
+        ck_assert_msg(co_proc_start(&s->notify, nargs, nenv, 10000), "mock-notify did not start");
         snprintf(url, sizeof url, "%s/notify", s->notify.url);
         add_envf(s, "NOTIFY_URL", url);
     }

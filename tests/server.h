@@ -27,9 +27,11 @@ typedef struct {
     co_proc notify;        /* mock-notify, when co_test_server_start_notify started one */
 } co_test_server;
 
-/* Creates the database, starts mock-stripe (extra args may be NULL) and
- * checkoutd with the test environment plus extra_env ("K=V", NULL-terminated,
- * may be NULL; later entries win). Aborts the test on failure. */
+/* Creates the database, starts mock-stripe (extra args may be NULL; its webhook
+ * secret is CO_TEST_WHSEC, passed in its environment, so "--webhook-url URL" is
+ * all a suite adds for signed events) and checkoutd with the test environment
+ * plus extra_env ("K=V", NULL-terminated, may be NULL; later entries win).
+ * Aborts the test on failure. No secret is put on a command line. */
 void co_test_server_start(co_test_server *s, const char *const extra_env[],
                           const char *const mock_args[]);
 /* The same, plus a mock-notify (s->notify, checking signatures with

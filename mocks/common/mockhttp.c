@@ -47,6 +47,14 @@ const char *mh_env_or(const char *name, const char *def)
     return v != NULL && *v != '\0' ? v : def;
 }
 
+void mh_warn_secret_flag(const char *flag, const char *env)
+{
+    fprintf(stderr,
+            "%s: warning: %s puts the secret on the command line, where every local user can "
+            "read it (ps, /proc/PID/cmdline); set %s instead\n",
+            g_name, flag, env);
+}
+
 void mh_block_signals(sigset_t *sigs)
 {
     sigemptyset(sigs);

@@ -34,6 +34,11 @@ void *mh_xrealloc(void *old, size_t n);
 /* An environment variable's value, or def when it is unset or empty. */
 const char *mh_env_or(const char *name, const char *def);
 
+/* Says on stderr that a secret came as the command-line flag flag, which
+ * every local user can read (ps), and that the environment variable env is
+ * the way to pass it. The flags stay for compatibility; nothing of ours uses them. */
+void mh_warn_secret_flag(const char *flag, const char *env);
+
 /* Blocks SIGINT and SIGTERM in the calling thread, and so in every thread it
  * starts later (call it before starting any), so that only mh_wait_signal sees
  * them; ignores SIGPIPE. */

@@ -305,12 +305,14 @@ static const mh_handler http = {
 
 static void usage(FILE *out)
 {
-    fputs("usage: mock-notify [--listen HOST:PORT] --secret S [--fail-first N] [--verbose]\n"
+    fputs("usage: MOCK_NOTIFY_SECRET=S mock-notify [--listen HOST:PORT] [--fail-first N]\n"
+          "                                        [--verbose] [--secret S]\n"
           "\n"
           "A sink for signed back-in-stock notifications. Flags override the environment\n"
           "variables MOCK_NOTIFY_LISTEN (default 127.0.0.1:12112; port 0 picks a free one),\n"
-          "MOCK_NOTIFY_SECRET and MOCK_NOTIFY_FAIL_FIRST. See the comment at the top of\n"
-          "mocks/notify/notify.c for the endpoints.\n", out);
+          "MOCK_NOTIFY_SECRET and MOCK_NOTIFY_FAIL_FIRST. Pass the secret in the\n"
+          "environment: --secret is readable by every local user (ps). See the comment at\n"
+          "the top of mocks/notify/notify.c for the endpoints.\n", out);
 }
 
 int main(int argc, char **argv)
@@ -338,7 +340,10 @@ int main(int argc, char **argv)
             break;
         switch (c) {
         case 'l': listen = optarg; break;
-        case 's': g_secret = optarg; break;
+        case 's':
+            g_secret = optarg;
+            mh_warn_secret_flag("--secret", "MOCK_NOTIFY_SECRET");
+            break;
         case 'f': fail_first = optarg; break;
         case 'v': g_verbose = true; break;
         case 'h': usage(stdout); return 0;
@@ -346,7 +351,7 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc || g_secret == NULL || *g_secret == '\0') {
-        fputs("mock-notify: --secret (or MOCK_NOTIFY_SECRET) is required\n", stderr);
+        fputs("mock-notify: MOCK_NOTIFY_SECRET (or --secret) is required\n", stderr);
         usage(stderr);
         return 2;
     }

@@ -30,7 +30,9 @@ static void usage(FILE *out)
           "MOCK_STRIPE_WEBHOOK_MAX_ATTEMPTS (8),\n"
           "MOCK_STRIPE_VERBOSE=1.\n"
           "Test endpoints: GET /_mock/stats, GET|POST|DELETE /_mock/faults, GET|DELETE\n"
-          "/_mock/webhooks, POST /_mock/reset, POST /_mock/payment_intents/:id/authenticate.\n",
+          "/_mock/webhooks, POST /_mock/reset, POST /_mock/payment_intents/:id/authenticate.\n"
+          "Pass the webhook secret as MOCK_STRIPE_WEBHOOK_SECRET: --webhook-secret is\n"
+          "readable by every local user (ps).\n",
           out);
 }
 
@@ -85,7 +87,10 @@ static bool parse_args(int argc, char **argv)
         switch (c) {
         case 'l': g_cfg.listen = optarg; break;
         case 'w': g_cfg.webhook_url = *optarg != '\0' ? optarg : NULL; break;
-        case 's': g_cfg.webhook_secret = optarg; break;
+        case 's':
+            g_cfg.webhook_secret = optarg;
+            mh_warn_secret_flag("--webhook-secret", "MOCK_STRIPE_WEBHOOK_SECRET");
+            break;
         case 'k': g_cfg.api_key = optarg; break;
         case 'v': g_cfg.verbose = true; break;
         case 'L': ok = parse_long("--latency-ms", optarg, 0, 600000, &g_cfg.latency_ms); break;
@@ -111,7 +116,7 @@ static bool parse_args(int argc, char **argv)
     }
     if (g_cfg.webhook_url != NULL &&
         (g_cfg.webhook_secret == NULL || *g_cfg.webhook_secret == '\0')) {
-        fputs("mock-stripe: --webhook-url needs --webhook-secret (whsec_...)\n", stderr);
+        fputs("mock-stripe: --webhook-url needs MOCK_STRIPE_WEBHOOK_SECRET (whsec_...)\n", stderr);
         return false;
     }
     if (g_cfg.api_key != NULL && strncmp(g_cfg.api_key, "sk_test_", 8) != 0) {

@@ -56,14 +56,16 @@ recv_pid=$!
 recv_url=$(wait_url "$tmp/receiver.out" "$recv_pid") || { cat "$tmp/receiver.out"; die "receiver did not start"; }
 
 secret="whsec_$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
-"$mock_bin" --listen 127.0.0.1:0 --webhook-url "$recv_url/webhook" --webhook-secret "$secret" \
+# Secrets go in the mocks' environment: a command line is readable by every local user (ps).
+MOCK_STRIPE_WEBHOOK_SECRET=$secret \
+  "$mock_bin" --listen 127.0.0.1:0 --webhook-url "$recv_url/webhook" \
   --webhook-max-attempts 6 >"$tmp/mock.out" 2>"$tmp/mock.err" &
 mock_pid=$!
 mock_url=$(wait_url "$tmp/mock.out" "$mock_pid") || { cat "$tmp/mock.err"; die "mock-stripe did not start"; }
 echo "sdk: mock-stripe at $mock_url, webhooks to $recv_url/webhook"
 
 notify_secret="nsec_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-"$notify_bin" --listen 127.0.0.1:0 --secret "$notify_secret" --fail-first 1 \
+MOCK_NOTIFY_SECRET=$notify_secret "$notify_bin" --listen 127.0.0.1:0 --fail-first 1 \
   >"$tmp/notify.out" 2>"$tmp/notify.err" &
 notify_pid=$!
 notify_url=$(wait_url "$tmp/notify.out" "$notify_pid") || { cat "$tmp/notify.err"; die "mock-notify did not start"; }
