@@ -5,14 +5,25 @@
 #   make test       install what is missing, build with ASan+UBSan, run every suite
 #   make bench      throughput against the bare SQL baseline (prints a table)
 #   make chaos      the long crash/fault run (a short smoke of it is in make test)
+#   make fuzz       the libFuzzer targets of fuzz/, FUZZ_SECONDS (60) each
+#   make fuzz-build build them only (build/fuzz/fuzz/fuzz_*)
 #
-# Two build flavours share one rule set: the release build in build/rel (binaries
-# copied to bin/) and the sanitizer build in build/san that the tests use.
+# Three build flavours share one rule set: the release build in build/rel (binaries
+# copied to bin/), the sanitizer build in build/san that the tests use, and the
+# fuzzing build in build/fuzz (FUZZ=1: clang, libFuzzer's coverage, ASan + UBSan).
 
 PKGS    := libpq libcurl jansson uuid libmicrohttpd libcrypto
 CC      ?= cc
 SAN     ?= 0
-ifeq ($(SAN),1)
+FUZZ    ?= 0
+# Debian 12's clang-14 (scripts/deps.sh); any clang with libFuzzer will do.
+FUZZ_CC ?= $(shell command -v clang-14 >/dev/null 2>&1 && echo clang-14 || echo clang)
+ifeq ($(FUZZ),1)
+CC      := $(FUZZ_CC)
+BUILD   := build/fuzz
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link \
+           -fno-sanitize-recover=undefined
+else ifeq ($(SAN),1)
 BUILD   := build/san
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 else
@@ -61,7 +72,12 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 BINS := $(BUILD)/bin/checkoutd $(MOCK_BINS)
 
-.PHONY: all build deps run test bench chaos clean tests-build
+# fuzz/fuzz_NAME.c is one libFuzzer target, build/fuzz/fuzz/fuzz_NAME, linked
+# against the core library of this flavour (FUZZ=1 only: make fuzz-build).
+FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst %.c,$(BUILD)/%,$(FUZZ_SRCS))
+
+.PHONY: all build deps run test bench chaos clean tests-build fuzz fuzz-build fuzz-bins
 # Keep object files make would otherwise delete as intermediates (mock_*.o, test_*.o).
 .SECONDARY:
 all: deps
@@ -113,6 +129,7 @@ run: all
 
 test: deps
 	@$(MAKE) --no-print-directory SAN=1 tests-build
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-bins
 	@$(MAKE) --no-print-directory all
 	@scripts/test.sh
 
@@ -123,6 +140,34 @@ bench: all
 chaos: deps
 	@$(MAKE) --no-print-directory SAN=1 tests-build
 	@CHAOS_LONG=1 scripts/test.sh chaos
+
+# ---------------------------------------------------------------- fuzzing
+# The targets and their seeds are in fuzz/ (fuzz/README.md); fuzz/run.sh runs
+# them: "smoke" (a few seconds each, the suite "fuzz" of make test) or "long".
+fuzz-build: deps
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-bins
+
+fuzz: fuzz-build
+	@fuzz/run.sh long
+
+fuzz-bins: $(FUZZ_BINS)
+
+# clang's -Wformat=2 also flags a va_list format passed on without a format
+# attribute, which gcc does not: co_http.c's libmicrohttpd logger and the mock's
+# vformat_msg have none (adding __attribute__((format(printf, N, 0))) to them
+# would let these two exceptions go).
+ifeq ($(FUZZ),1)
+$(BUILD)/src/co_http.o $(BUILD)/mocks/stripe/render.o: CFLAGS += -Wno-format-nonliteral
+endif
+
+# Objects first, then the library (a target may add objects that use it).
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/fuzz_%.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer $(filter %.o,$^) $(CORE_LIB) -o $@ $(LDLIBS)
+
+# The mock's form codec: fuzz_form.c includes form.c; the rest of the mock
+# (its main() aside) links as it is.
+$(BUILD)/fuzz/fuzz_form: $(filter-out %/main.o %/form.o,$(call mock_objs,stripe)) $(MOCK_COMMON)
 
 clean:
 	rm -rf build bin

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The format check (STYLE.md, after curl's): every C file under src/, states/,
-# webhooks/, mocks/, tests/ and bench/ that git tracks or would track.
+# webhooks/, mocks/, tests/, bench/ and fuzz/ that git tracks or would track.
 #
 #   - no line longer than 100 columns (characters; a tab counts as one)
 #   - no sprintf, vsprintf, strcpy, strcat, strtok, gets (snprintf is fine)
@@ -12,8 +12,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 mapfile -t files < <(
-  { git ls-files -- src states webhooks mocks tests bench
-    git ls-files --others --exclude-standard -- src states webhooks mocks tests bench
+  { git ls-files -- src states webhooks mocks tests bench fuzz
+    git ls-files --others --exclude-standard -- src states webhooks mocks tests bench fuzz
   } | grep -E '\.[ch]$' | sort -u
 )
 # A tracked file deleted in the work tree is not ours to check.

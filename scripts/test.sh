@@ -5,7 +5,8 @@
 #   scripts/test.sh            every suite
 #   scripts/test.sh NAME...    only build/san/tests/test_NAME (unit/DIR/NAME for
 #                              build/san/tests/unit/DIR/test_NAME, sdk for the Node
-#                              suite, style for scripts/style.sh)
+#                              suite, style for scripts/style.sh, fuzz for a
+#                              short smoke of each libFuzzer target: fuzz/run.sh)
 #
 # The format check (scripts/style.sh) runs first as the suite "style"; when it
 # fails the other suites still run, but the run fails. Each Check suite gets
@@ -37,15 +38,23 @@ if selected style; then
   echo "=== style"
   if scripts/style.sh; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(style); fi
 fi
+# The fuzz smoke needs no database either: FUZZ_SMOKE_SECONDS (4) per target of
+# build/fuzz (make test builds it), from the seeds in fuzz/corpus/ only.
+if selected fuzz; then
+  echo "=== fuzz"
+  t0=$(date +%s)
+  if fuzz/run.sh smoke; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(fuzz); fi
+  echo "--- fuzz: $(( $(date +%s) - t0 ))s"
+fi
 summary() {
   echo "test.sh: $(( $(date +%s) - start_all ))s${failed_names[*]:+, failed: ${failed_names[*]}}"
   echo "suites: $passed passed, $failed failed"
   [ "$failed" -eq 0 ]
 }
-# Only "style" asked for: no database needed.
+# Only "style" and "fuzz" asked for: no database needed.
 if [ ${#want[@]} -gt 0 ]; then
   only_style=1
-  for w in "${want[@]}"; do [ "$w" = style ] || only_style=0; done
+  for w in "${want[@]}"; do [ "$w" = style ] || [ "$w" = fuzz ] || only_style=0; done
   if [ "$only_style" = 1 ]; then summary; exit; fi
 fi
 

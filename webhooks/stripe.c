@@ -51,13 +51,47 @@ static const char *intent_of(json_t *obj)
     return id_ok(pi) ? pi : NULL;
 }
 
+/* The event's fields into *ev (strings borrowed from body; order holds the
+ * order id when metadata.order_id is a uuid). On a body we will never accept
+ * answers 400 naming the field and returns false. */
+static bool parse_event(json_t *body, co_resp *resp, co_pay_event *ev, char order[37])
+{
+    json_t *obj, *err;
+    const char *s;
+
+    memset(ev, 0, sizeof *ev);
+    ev->id = str_at(body, "id");
+    ev->type = str_at(body, "type");
+    obj = json_object_get(json_object_get(body, "data"), "object");
+    if (!id_ok(ev->id) || strncmp(ev->id, "evt_", 4) != 0) {
+        co_api_bad_field(resp, "id", "id must be the event's id (evt_...).");
+        return false;
+    }
+    if (!id_ok(ev->type)) {
+        co_api_bad_field(resp, "type", "type must be the event's type.");
+        return false;
+    }
+    if (!json_is_object(obj)) {
+        co_api_bad_field(resp, "data.object", "data.object must be an object.");
+        return false;
+    }
+    ev->payment_intent = intent_of(obj);
+    s = str_at(json_object_get(obj, "metadata"), "order_id");
+    if (s != NULL && co_api_uuid(s, order))
+        ev->order_id = order;
+    err = json_object_get(obj, "last_payment_error");
+    s = str_at(err, "decline_code") != NULL ? str_at(err, "decline_code") : str_at(err, "code");
+    if (s != NULL && id_ok(s) && strlen(s) < 64)
+        ev->decline_code = s;
+    return true;
+}
+
 void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp)
 {
-    json_t *body, *obj, *err;
+    json_t *body;
     co_pay_event ev;
     co_event_outcome out;
     co_event_result r;
-    const char *s;
     char order[37];
 
     if (!co_webhook_signed(req, "Stripe-Signature", req->stripe_signature,
@@ -66,30 +100,8 @@ void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp)
     body = co_api_body(req, resp);
     if (body == NULL)
         return;
-    memset(&ev, 0, sizeof ev);
-    ev.id = str_at(body, "id");
-    ev.type = str_at(body, "type");
-    obj = json_object_get(json_object_get(body, "data"), "object");
-    if (!id_ok(ev.id) || strncmp(ev.id, "evt_", 4) != 0) {
-        co_api_bad_field(resp, "id", "id must be the event's id (evt_...).");
+    if (!parse_event(body, resp, &ev, order))
         goto done;
-    }
-    if (!id_ok(ev.type)) {
-        co_api_bad_field(resp, "type", "type must be the event's type.");
-        goto done;
-    }
-    if (!json_is_object(obj)) {
-        co_api_bad_field(resp, "data.object", "data.object must be an object.");
-        goto done;
-    }
-    ev.payment_intent = intent_of(obj);
-    s = str_at(json_object_get(obj, "metadata"), "order_id");
-    if (s != NULL && co_api_uuid(s, order))
-        ev.order_id = order;
-    err = json_object_get(obj, "last_payment_error");
-    s = str_at(err, "decline_code") != NULL ? str_at(err, "decline_code") : str_at(err, "code");
-    if (s != NULL && id_ok(s) && strlen(s) < 64)
-        ev.decline_code = s;
 
     r = co_saga_event(&w->saga, &ev, &out);
     switch (r) {
