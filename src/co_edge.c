@@ -335,7 +335,7 @@ co_err co_head_verdict(const co_head_facts *f, int http_minor, char *msg, size_t
         return CO_ERR_invalid_request;
     }
     if (f->content_length_bad) {
-        snprintf(msg, n, "Content-Length must be one decimal number, given once.");
+        snprintf(msg, n, "Content-Length must be one decimal number; repeats must agree.");
         *field = "Content-Length";
         return CO_ERR_invalid_request;
     }

@@ -376,9 +376,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         co_metric_add("http_requests", 1);
         x->state = REQ_DONE;
-        /* A refused request's connection is not reused: what follows the
-         * head may be a body MHD would take for the next request. */
-        x->close = true;
+        /* After bad framing or sizes the connection is not reused: what
+         * follows the head may be a body MHD would take for a request. */
+        x->close = x->resp.status != 404 && x->resp.status != 405;
         if (!body_coming)
             return MHD_YES; /* answered on the next call, as usual */
         /* Answer before the body: MHD closes after it, the edge lingers. */
