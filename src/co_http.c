@@ -379,8 +379,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* After bad framing or sizes the connection is not reused: what
          * follows the head may be a body MHD would take for a request. */
         x->close = x->resp.status != 404 && x->resp.status != 405;
-        if (!body_coming)
+        if (!body_coming) {
+            co_edge_set_phase(h->edge, x->edge, CO_EDGE_BUSY);
             return MHD_YES; /* answered on the next call, as usual */
+        }
         /* Answer before the body: MHD closes after it, the edge lingers. */
         co_edge_set_phase(h->edge, x->edge, CO_EDGE_EARLY);
         return send_resp(c, x);
