@@ -92,7 +92,14 @@ bool co_config_load(co_config *cfg, char *err, unsigned n)
         !env_int("NOTIFY_MAX_ATTEMPTS", 8, 1, 100, &cfg->notify_max_attempts, err, n) ||
         !env_int("NOTIFY_INTERVAL_MS", 200, 10, 600000, &cfg->notify_interval_ms, err, n) ||
         !env_int("NOTIFY_BACKOFF_MS", 500, 1, 60000, &cfg->notify_backoff_ms, err, n) ||
-        !env_int("NOTIFY_TIMEOUT_MS", 5000, 100, 120000, &cfg->notify_timeout_ms, err, n))
+        !env_int("NOTIFY_TIMEOUT_MS", 5000, 100, 120000, &cfg->notify_timeout_ms, err, n) ||
+        !env_int("HTTP_MAX_CONNECTIONS", 4000, 16, 1000000, &cfg->http_max_connections, err,
+                 n) ||
+        !env_int("HTTP_CONNECTIONS_PER_IP", 512, 1, 1000000, &cfg->http_per_ip, err, n) ||
+        !env_int("HTTP_HEADER_TIMEOUT_MS", 10000, 100, 600000, &cfg->http_header_timeout_ms,
+                 err, n) ||
+        !env_int("HTTP_BODY_TIMEOUT_MS", 10000, 100, 600000, &cfg->http_body_timeout_ms, err,
+                 n))
         return false;
     cfg->stripe_timeout_ms = timeout_ms;
     /* A step makes up to three provider calls (voiding: create, retrieve,

@@ -37,6 +37,12 @@ typedef struct {
     int notify_backoff_ms;     /* NOTIFY_BACKOFF_MS: first retry delay, doubled per attempt,
                                 * capped at 60 s; default 500 */
     int notify_timeout_ms;     /* NOTIFY_TIMEOUT_MS: one delivery's HTTP timeout, default 5000 */
+    int http_max_connections;  /* HTTP_MAX_CONNECTIONS: open connections, all clients, 4000 */
+    int http_per_ip;           /* HTTP_CONNECTIONS_PER_IP: open connections of one client
+                                * address, default 512 */
+    int http_header_timeout_ms; /* HTTP_HEADER_TIMEOUT_MS: a whole request head, from accept
+                                 * or the previous answer, default 10000 */
+    int http_body_timeout_ms;  /* HTTP_BODY_TIMEOUT_MS: a whole body, from its head, 10000 */
     char *crash_at;            /* CHECKOUTD_CRASH_AT: test-only, abort at this saga step */
 } co_config;
 

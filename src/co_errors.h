@@ -16,6 +16,8 @@
     X(not_found, 1003, 404, "No such route.")                                                \
     X(method_not_allowed, 1004, 405, "The route does not take this method.")                 \
     X(unsupported_media_type, 1005, 415, "Send Content-Type: application/json.")             \
+    X(uri_too_long, 1006, 414, "The request target is longer than the server accepts.")      \
+    X(header_too_large, 1007, 431, "The request header is larger than the server accepts.")  \
     /* 2xxx: who is asking */                                                                \
     X(unauthenticated, 2000, 401, "A valid bearer token is required.")                       \
     X(forbidden, 2001, 403, "This key may not do that.")                                     \

@@ -1,5 +1,6 @@
 /* The HTTP layer on libmicrohttpd: body accumulation with a cap, routing, and
- * a worker pool. Handlers that touch Postgres or the payment provider run on a
+ * a worker pool, behind the edge (co_edge.h: connection limits, deadlines,
+ * strict framing, lingering close). Handlers that touch Postgres or the payment provider run on a
  * worker thread while their connection is suspended (MHD_suspend_connection),
  * so a request waiting on the provider never pins the thread that accepts and
  * answers everyone else. Handlers only parse, authenticate, call the saga or
@@ -56,6 +57,11 @@ typedef struct {
     unsigned port;          /* 0: pick a free one */
     const co_route *routes; /* ends with a {NULL} entry */
     int workers;
+    /* The edge (co_edge.h); 0 takes the default in brackets. */
+    unsigned max_connections;   /* open connections, every client [4000] */
+    unsigned per_ip;            /* open connections of one client address [512] */
+    unsigned header_timeout_ms; /* a whole request head, from accept or the last answer [10 s] */
+    unsigned body_timeout_ms;   /* a whole body, from the end of its head [10 s] */
     /* Per-thread context: created on the worker thread, freed there. */
     co_worker *(*worker_new)(void *app);
     void (*worker_free)(co_worker *w);

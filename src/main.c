@@ -106,6 +106,10 @@ static int serve(void)
         .host = app.cfg.listen_host, .port = app.cfg.listen_port, .routes = co_routes,
         .workers = app.cfg.workers, .worker_new = co_worker_new,
         .worker_free = co_worker_free, .app = &app,
+        .max_connections = (unsigned)app.cfg.http_max_connections,
+        .per_ip = (unsigned)app.cfg.http_per_ip,
+        .header_timeout_ms = (unsigned)app.cfg.http_header_timeout_ms,
+        .body_timeout_ms = (unsigned)app.cfg.http_body_timeout_ms,
     };
     http = co_http_start(&hc);
     if (http == NULL)
