@@ -162,6 +162,8 @@ CREATE FUNCTION co_expire_rpc_reservations(p_limit integer) RETURNS SETOF uuid
 LANGUAGE plpgsql AS $$
 DECLARE
     ids uuid[];
+    it uuid;
+    buckets boolean := to_regclass('public.item_buckets') IS NOT NULL;
 BEGIN
     SELECT array_agg(s.id ORDER BY s.id) INTO ids FROM (
         SELECT o.id FROM orders o
@@ -172,12 +174,22 @@ BEGIN
     IF ids IS NULL THEN
         RETURN;
     END IF;
-    -- The item rows of all of them at once, in id order: releasing the orders
-    -- one after another would take item locks out of id order across orders,
-    -- and could deadlock with a checkout of several items.
-    PERFORM 1 FROM items i
-     WHERE i.id IN (SELECT l.item_id FROM order_lines l WHERE l.order_id = ANY (ids))
-     ORDER BY i.id FOR NO KEY UPDATE;
+    -- Every row that holds units of their items, all before the first
+    -- release and in the lock order of 0002 (items by id) and of 0007 where it
+    -- ran (within an item, its row, then its buckets in bucket order):
+    -- releasing the orders one after another would take those locks out of
+    -- order across orders, and could deadlock with a checkout of several
+    -- items. The releases below then find every lock they need held.
+    FOR it IN SELECT DISTINCT l.item_id FROM order_lines l WHERE l.order_id = ANY (ids)
+               ORDER BY l.item_id LOOP
+        PERFORM 1 FROM items i WHERE i.id = it FOR NO KEY UPDATE;
+        IF buckets THEN
+            -- Planned only when reached: without 0007 there is no such table.
+            -- Read after the item row is held, so it is the current bucket set.
+            PERFORM 1 FROM item_buckets x WHERE x.item_id = it
+             ORDER BY x.bucket FOR NO KEY UPDATE;
+        END IF;
+    END LOOP;
     PERFORM co_release_order(x) FROM unnest(ids) AS x;
     UPDATE orders SET status = 'expired', lease_owner = NULL, lease_until = NULL, updated_at = now()
      WHERE id = ANY (ids);

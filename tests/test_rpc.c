@@ -285,7 +285,12 @@ START_TEST(rpc_reservation_expires_in_the_sweep)
     exec_f("UPDATE orders SET reservation_expires_at = NULL WHERE id = '%s'", order[2]);
     ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM stock_held_overdue"), 3);
 
-    /* The sweep: it returns no order to drive (nothing for the saga), and ends two. */
+    /* The expiry on its own ends the oldest, up to its limit... */
+    ck_assert_int_eq(co_test_ll(conn, "SELECT count(*) FROM co_expire_rpc_reservations(1)"), 1);
+    ck_assert_int_eq(co_test_ll(conn, "SELECT stock FROM items WHERE sku = 'rpc-exp'"), 3);
+    co_test_stock_invariant(conn);
+    /* ...and the sweep, which calls it, the other: it returns no order to
+     * drive (nothing for the saga). */
     co_test_strp(conn, claimed, sizeof claimed,
                  "SELECT coalesce(string_agg(x::text, ','), '')"
                  "  FROM co_claim_stalled('t', 60, 16) x",
