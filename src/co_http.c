@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 /* ------------------------------------------------------------ the types */
 
@@ -28,6 +29,7 @@ typedef struct conn_ctx {
     req_state state;
     bool close;             /* the answer ends the connection (Connection: close) */
     char allow[48];         /* a 405's Allow header */
+    char request_id[72];    /* X-Request-Id: the client's, or one made here */
     const co_route *route;
     co_buf in;              /* the body as it arrives; req.body points into it once whole */
     co_req req;
@@ -186,6 +188,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, conn_ctx *x)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, x->allow);
     if (x->close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (x->request_id[0] != '\0')
+        MHD_add_response_header(r, "X-Request-Id", x->request_id);
     ret = MHD_queue_response(c, resp->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -240,11 +244,34 @@ static void *worker_main(void *p)
 
 /* ------------------------------------------------------ access handler */
 
+/* The request's id: the client's X-Request-Id when it is 1 to 64 characters
+ * of [A-Za-z0-9._:-] (anything else could break a log line or a header), else
+ * "req_" and 32 random hex digits. */
+static void request_id(conn_ctx *x, struct MHD_Connection *c)
+{
+    const char *v = header(c, "X-Request-Id");
+    size_t n = v != NULL ? strlen(v) : 0;
+    uuid_t u;
+    char hex[37];
+
+    if (n >= 1 && n <= 64 &&
+        strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n) {
+        snprintf(x->request_id, sizeof x->request_id, "%s", v);
+        return;
+    }
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, hex);
+    snprintf(x->request_id, sizeof x->request_id, "req_%.8s%.4s%.4s%.4s%.12s", hex, hex + 9,
+             hex + 14, hex + 19, hex + 24);
+}
+
 static void capture_request(conn_ctx *x, struct MHD_Connection *c, const char *url,
                             const char *method)
 {
     co_req *r = &x->req;
 
+    request_id(x, c);
+    r->request_id = x->request_id;
     r->method = strdup(method);
     r->path = strdup(url);
     r->authorization = dup_or_null(header(c, MHD_HTTP_HEADER_AUTHORIZATION));

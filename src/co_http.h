@@ -28,6 +28,7 @@ typedef struct {
     size_t body_len;
     char *authorization;
     char *idempotency_key;
+    const char *request_id; /* X-Request-Id of the answer (the client's if sane, else made) */
     char *content_type;
     char *stripe_signature;
     char *restock_signature;

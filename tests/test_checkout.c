@@ -659,6 +659,33 @@ START_TEST(bytes_quoted_in_errors_stay_valid_utf8)
 }
 END_TEST
 
+/* Every answer carries X-Request-Id: the client's when it is a sane token,
+ * else one made by the server, new for each request. */
+START_TEST(every_answer_carries_a_request_id)
+{
+    static const char *const mine[] = {"X-Request-Id: shop-42.a:b_c", NULL};
+    static const char *const bad[] = {"X-Request-Id: has space<and>", NULL};
+    char url[300], id1[128], id2[128];
+    co_http_resp r = {0};
+
+    snprintf(url, sizeof url, "%s/healthz", srv.url);
+    ck_assert(co_http("GET", url, mine, NULL, 0, &r));
+    ck_assert(co_http_header(&r, "X-Request-Id", id1, sizeof id1));
+    ck_assert_str_eq(id1, "shop-42.a:b_c");
+    co_http_resp_free(&r);
+    ck_assert(co_http("GET", url, bad, NULL, 0, &r));
+    ck_assert(co_http_header(&r, "X-Request-Id", id1, sizeof id1));
+    ck_assert_msg(strncmp(id1, "req_", 4) == 0 && strlen(id1) == 36, "made id '%s'", id1);
+    co_http_resp_free(&r);
+    snprintf(url, sizeof url, "%s/v1/orders/nope", srv.url);
+    ck_assert(co_http("GET", url, NULL, NULL, 0, &r)); /* an error answer carries one too */
+    ck_assert_int_eq(r.status, 401);
+    ck_assert(co_http_header(&r, "X-Request-Id", id2, sizeof id2));
+    ck_assert_str_ne(id1, id2);
+    co_http_resp_free(&r);
+}
+END_TEST
+
 START_TEST(admin_items_and_pages)
 {
     co_http_resp r = {0};
@@ -798,6 +825,7 @@ static Suite *checkout_suite(void)
     tcase_add_test(tc, auth_is_enforced);
     tcase_add_test(tc, bad_bodies_change_nothing);
     tcase_add_test(tc, bytes_quoted_in_errors_stay_valid_utf8);
+    tcase_add_test(tc, every_answer_carries_a_request_id);
     tcase_add_test(tc, admin_items_and_pages);
     tcase_add_test(tc, out_of_stock_answer_survives_a_crash);
     tcase_add_test(tc, recovery_leaves_an_order_being_driven_alone);
