@@ -1,9 +1,26 @@
+-- The checkout's first commit, in its current form: item rows locked as late
+-- as possible, hot items served from their buckets, unpaid units capped.
+-- A hot item's throughput is one over the time its row is locked, commit
+-- included: before, co_checkout_begin locked the items first (through
+-- co_create_order) and held them across a dozen statements. Now everything
+-- that does not depend on the stock is written first -- the idempotency key,
+-- the order (priced from an unlocked read: prices never change), its history
+-- -- and the item rows are locked last, in id order, for the check, the
+-- decrement, the ledger and the order lines (whose foreign-key checks must
+-- come after our lock, or concurrent KEY SHARE locks on the hot row pile up
+-- as multixacts). Same contract as before (sql/0003_saga.sql): one round
+-- trip; all lines or none; CK400/CK404 for a bad cart with nothing written.
+--
+-- Hot items (sql/0007): a hot line takes its units from the item's buckets
+-- (co_stock_lock / co_stock_apply); a plain line times its wait for the item
+-- row and counts it (co_hot_rule), switching the item to hot mode when the
+-- count is reached; locking stops at the first short item.
+--
 -- Abuse limits. A shopper could hold an item's whole stock in unpaid mobile
 -- reservations, again and again: co_checkout_begin now takes the largest
 -- number of units one shopper may hold unpaid (NULL: no limit) and refuses
--- past it with outcome 'limited' and retry_after (seconds). Same contract as
--- sql/0007 (hot items) otherwise; the old signature is dropped so that no caller keeps
--- the unlimited one by accident.
+-- past it with outcome 'limited' and retry_after (seconds). The old
+-- signature is dropped so that no caller keeps the unlimited one by accident.
 DROP FUNCTION co_checkout_begin(uuid, text, text, uuid, jsonb, text, text, integer, integer, text);
 
 CREATE FUNCTION co_checkout_begin(p_user_id uuid, p_key text, p_hash text,
