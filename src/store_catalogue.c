@@ -18,15 +18,17 @@ co_store_rc co_store_item_json(co_db *db, const char *item_id, char **json)
 co_store_rc co_store_item_create(co_db *db, const co_item_new *item, char **json,
                                  co_store_refusal *refusal)
 {
-    char price[24], stock[24];
-    const char *params[5] = {item->sku, item->name, price, item->currency, stock};
+    char price[24], stock[24], id[37];
+    const char *params[6] = {item->sku, item->name, price, item->currency, stock, id};
 
     snprintf(price, sizeof price, "%lld", item->price);
     snprintf(stock, sizeof stock, "%lld", item->stock);
+    co_store_new_id(id); /* one id for every run of the statement (sql/0013) */
     return co_store_text(db,
                          "SELECT co_item_json(co_create_item(p_sku => $1, p_name => $2,"
-                         " p_price => $3, p_currency => $4, p_stock => $5))::text AS item_json",
-                         5, params, "item_json", json, refusal);
+                         " p_price => $3, p_currency => $4, p_stock => $5,"
+                         " p_id => $6))::text AS item_json",
+                         6, params, "item_json", json, refusal);
 }
 
 co_store_rc co_store_subscribe(co_db *db, const char *item_id, const char *user_id,
@@ -55,17 +57,19 @@ co_store_rc co_store_subscribe(co_db *db, const char *item_id, const char *user_
 co_store_rc co_store_restock(co_db *db, const char *event_id, const char *item_id,
                              long long quantity, co_restocked *out, co_store_refusal *refusal)
 {
-    char q[24];
-    const char *params[3] = {event_id, item_id, q};
+    char q[24], attempt[37];
+    const char *params[4] = {event_id, item_id, q, attempt};
     co_dbr r;
     co_db_status st;
 
     snprintf(q, sizeof q, "%lld", quantity);
+    co_store_new_id(attempt); /* this delivery, in every run of the statement (sql/0013) */
     memset(out, 0, sizeof *out);
     st = co_db_call(db, &r,
                     "SELECT applied, became_available, stock, notified"
-                    "  FROM co_restock(p_event_id => $1, p_item_id => $2, p_quantity => $3)",
-                    3, params);
+                    "  FROM co_restock(p_event_id => $1, p_item_id => $2, p_quantity => $3,"
+                    "                  p_attempt => $4)",
+                    4, params);
     if (st == CO_DB_ROWS) {
         out->applied = co_dbr_is(&r, 0, "applied");
         out->became_available = co_dbr_is(&r, 0, "became_available");

@@ -2,6 +2,8 @@
  * to refusals and to API errors in one table, and the saga's store port. */
 #include "store_internal.h"
 
+#include <uuid/uuid.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +50,14 @@ void co_store_refusal_of(const co_dbr *r, co_store_refusal *out)
 void co_store_copy(char *dst, size_t n, const char *src)
 {
     snprintf(dst, n, "%s", src ? src : "");
+}
+
+void co_store_new_id(char out[37])
+{
+    uuid_t u;
+
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
 }
 
 co_store_rc co_store_text(co_db *db, const char *sql, int nparams, const char *const *params,

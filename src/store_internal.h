@@ -31,5 +31,8 @@ co_store_rc co_store_text(co_db *db, const char *sql, int nparams, const char *c
 
 /* Copies src (NULL: "") into dst of n bytes, truncating. */
 void co_store_copy(char *dst, size_t n, const char *src);
+/* A fresh random uuid: the id a write chooses once, so that running it again
+ * after a lost connection finds its own first run (sql/0013_in_doubt.sql). */
+void co_store_new_id(char out[37]);
 
 #endif
