@@ -1,5 +1,6 @@
 /* mock-stripe's fault injection (POST /_mock/faults: answer 500, delay, drop the answer,
- * or hang, for requests matching a method and path) and the rest of the /_mock/
+ * or hang, for requests matching a method and path; delay, drop, duplicate or
+ * reorder the webhook deliveries of an event type) and the rest of the /_mock/
  * endpoints: health, stats, webhooks, reset and 3-D Secure completion. */
 #include "stripe.h"
 
@@ -9,7 +10,18 @@
 
 /* ================================================================ faults */
 
-static const char *const fault_names[] = {"status_500", "delay", "drop_response", "hang", NULL};
+static const char *const fault_names[] = {"status_500", "delay", "drop_response", "hang",
+                                          "drop", "duplicate", "reorder", NULL};
+
+#define WEBHOOK_MATCH "WEBHOOK"
+
+/* Which actions a request match takes, and which a webhook match takes. */
+static bool action_fits(int act, bool webhook)
+{
+    if (webhook)
+        return act == F_DELAY || act == F_DROP || act == F_DUPLICATE || act == F_REORDER;
+    return act == F_STATUS_500 || act == F_DELAY || act == F_DROP_RESPONSE || act == F_HANG;
+}
 
 static struct {
     pthread_mutex_t mu;
@@ -41,6 +53,18 @@ static bool path_match(const char *pat, const char *path)
     }
 }
 
+/* Does f apply to a request (method, path), or, with method WEBHOOK, to the
+ * delivery of an event of type path? The two kinds never match each other. */
+static bool fault_matches(const ms_fault *f, const char *method, const char *path)
+{
+    bool fw = strcmp(f->method, WEBHOOK_MATCH) == 0, rw = strcmp(method, WEBHOOK_MATCH) == 0;
+
+    if (fw || rw)
+        return fw && rw && (strcmp(f->path, "*") == 0 || strcmp(f->path, path) == 0);
+    return (strcmp(f->method, "*") == 0 || strcmp(f->method, method) == 0) &&
+           path_match(f->path, path);
+}
+
 /* Consumes one use of the first fault matching the request; copies it to *out. */
 bool ms_fault_take(const char *method, const char *path, ms_fault *out)
 {
@@ -50,8 +74,7 @@ bool ms_fault_take(const char *method, const char *path, ms_fault *out)
     for (ms_fault **p = &g_faults.head; *p != NULL; p = &(*p)->next) {
         ms_fault *f = *p;
 
-        if ((strcmp(f->method, "*") != 0 && strcmp(f->method, method) != 0) ||
-            !path_match(f->path, path))
+        if (!fault_matches(f, method, path))
             continue;
         *out = *f;
         out->path = NULL;
@@ -138,6 +161,7 @@ static void mock_fault_add(const ms_req *rq, ms_resp *r)
     ms_fault *f, **tail;
     long long cnt = 1, dms;
     int act = -1;
+    bool webhook;
 
     if (!json_is_object(j)) {
         ms_fail_mock(r, "Body must be a JSON object: %s", j == NULL ? jerr.text : "not an object");
@@ -148,17 +172,29 @@ static void mock_fault_add(const ms_req *rq, ms_resp *r)
     count = json_object_get(j, "count");
     delay = json_object_get(j, "delay_ms");
     sp = match != NULL ? strchr(match, ' ') : NULL;
-    if (sp == NULL || sp == match || (size_t)(sp - match) >= sizeof f->method ||
-        sp[1] != '/' || strlen(sp + 1) > 500) {
-        ms_fail_mock(r, "match must look like \"POST /v1/payment_intents/*/capture\"");
+    webhook = sp != NULL && (size_t)(sp - match) == strlen(WEBHOOK_MATCH) &&
+              memcmp(match, WEBHOOK_MATCH, strlen(WEBHOOK_MATCH)) == 0;
+    if (webhook && (strlen(sp + 1) == 0 || strlen(sp + 1) > 100 ||
+                    strspn(sp + 1, "abcdefghijklmnopqrstuvwxyz_.") != strlen(sp + 1)) &&
+        strcmp(sp + 1, "*") != 0) {
+        ms_fail_mock(r, "a webhook match looks like \"WEBHOOK payment_intent.succeeded\" "
+                        "or \"WEBHOOK *\"");
+        goto out;
+    }
+    if (!webhook && (sp == NULL || sp == match || (size_t)(sp - match) >= sizeof f->method ||
+                     sp[1] != '/' || strlen(sp + 1) > 500)) {
+        ms_fail_mock(r, "match must look like \"POST /v1/payment_intents/*/capture\" "
+                        "or \"WEBHOOK payment_intent.succeeded\"");
         goto out;
     }
     for (int i = 0; action != NULL && fault_names[i] != NULL; i++) {
         if (strcmp(action, fault_names[i]) == 0)
             act = i;
     }
-    if (act < 0) {
-        ms_fail_mock(r, "action must be one of status_500, delay, drop_response, hang");
+    if (act < 0 || !action_fits(act, webhook)) {
+        ms_fail_mock(r, webhook ? "a webhook fault's action is one of delay, drop, duplicate, "
+                                  "reorder"
+                                : "action must be one of status_500, delay, drop_response, hang");
         goto out;
     }
     if (count != NULL) {
@@ -168,7 +204,10 @@ static void mock_fault_add(const ms_req *rq, ms_resp *r)
             goto out;
         }
     }
-    dms = act == F_HANG ? MS_HANG_DEFAULT_MS : act == F_DELAY ? MS_DELAY_DEFAULT_MS : 0;
+    dms = act == F_HANG      ? MS_HANG_DEFAULT_MS
+          : act == F_DELAY   ? MS_DELAY_DEFAULT_MS
+          : act == F_REORDER ? MS_REORDER_DEFAULT_MS
+                             : 0;
     if (delay != NULL) {
         dms = json_is_integer(delay) ? json_integer_value(delay) : -1;
         if (dms < 0 || dms > 600000) {

@@ -64,6 +64,7 @@
 #define MS_BUCKETS 4096             /* per shard; chains stay short up to ~1M objects */
 #define MS_HANG_DEFAULT_MS 30000
 #define MS_DELAY_DEFAULT_MS 1000
+#define MS_REORDER_DEFAULT_MS 1000 /* how long a reordered event is held back */
 #define MS_WH_BACKOFF_START_MS 200
 #define MS_WH_BACKOFF_CAP_MS 5000
 #define MS_EVENTS_PER_REQUEST 4
@@ -221,13 +222,18 @@ typedef struct {
 typedef enum { IDEM_NEW, IDEM_REPLAY, IDEM_IN_FLIGHT, IDEM_OTHER_ENDPOINT, IDEM_OTHER_PARAMS }
     ms_idem_res;
 
-typedef enum { F_STATUS_500, F_DELAY, F_DROP_RESPONSE, F_HANG } ms_fault_action;
+/* The first four act on a request (an HTTP match); delay and the last three on
+ * a webhook delivery (a "WEBHOOK <event type or *>" match). */
+typedef enum {
+    F_STATUS_500, F_DELAY, F_DROP_RESPONSE, F_HANG, F_DROP, F_DUPLICATE, F_REORDER
+} ms_fault_action;
 
 typedef struct ms_fault {
     struct ms_fault *next;
     long id;
-    char method[16];            /* "*" matches any method */
-    char *path;                 /* '*' segments match one path segment */
+    char method[16];            /* "*" matches any method; "WEBHOOK": a delivery */
+    char *path;                 /* '*' segments match one path segment; for WEBHOOK an
+                                 * event type, or "*" for any */
     ms_fault_action action;
     long remaining;             /* -1: until deleted */
     long delay_ms;

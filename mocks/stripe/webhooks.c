@@ -76,9 +76,10 @@ void ms_ev_add(ms_req *rq, const char *type, const char *obj_id, json_t *obj)
 
 /* ================================================================ delivery */
 
-typedef enum { WH_PENDING, WH_SENDING, WH_DELIVERED, WH_FAILED } ms_whstate;
+typedef enum { WH_PENDING, WH_SENDING, WH_DELIVERED, WH_FAILED, WH_DROPPED } ms_whstate;
 
-static const char *const wh_state_names[] = {"pending", "sending", "delivered", "failed"};
+static const char *const wh_state_names[] = {"pending", "sending", "delivered", "failed",
+                                             "dropped"};
 
 typedef struct {
     ms_link all;                /* g_wh.all: every remembered event, oldest first */
@@ -102,12 +103,14 @@ static struct {
     pthread_cond_t cv;
     ms_link all, pending, done;
     size_t n_pending, n_done;
-    long long delivered, failed;
+    long long delivered, failed, dropped;
     unsigned long long seq;
     pthread_t *threads;
     size_t n_threads;
     atomic_bool stop;
 } g_wh;
+
+static void wh_trim_done_locked(void);
 
 static void wh_event_free(ms_event *e)
 {
@@ -115,27 +118,59 @@ static void wh_event_free(ms_event *e)
     free(e);
 }
 
-void ms_wh_enqueue(ms_evlist *ev)
+/* Queues one delivery of an event (body copied), due at due_ms; a dropped one
+ * goes straight to the finished ones, so GET /_mock/webhooks shows it. */
+static void wh_queue(const ms_newev *n, long long due_ms, bool dropped)
 {
-    for (size_t i = 0; i < ev->n; i++) {
-        ms_event *e = ms_xcalloc(1, sizeof *e);
+    ms_event *e = ms_xcalloc(1, sizeof *e);
 
-        memcpy(e->id, ev->e[i].id, sizeof e->id);
-        memcpy(e->type, ev->e[i].type, sizeof e->type);
-        memcpy(e->obj, ev->e[i].obj, sizeof e->obj);
-        e->body = ev->e[i].body;
-        e->len = strlen(e->body);
-        ev->e[i].body = NULL;
-        e->created = time(NULL);
-        e->state = WH_PENDING;
-        e->next_at_ms = ms_mono_ms();
-        pthread_mutex_lock(&g_wh.mu);
-        e->seq = ++g_wh.seq;
-        list_push_back(&g_wh.all, &e->all);
+    memcpy(e->id, n->id, sizeof e->id);
+    memcpy(e->type, n->type, sizeof e->type);
+    memcpy(e->obj, n->obj, sizeof e->obj);
+    e->body = ms_xstrdup(n->body);
+    e->len = strlen(e->body);
+    e->created = time(NULL);
+    e->state = dropped ? WH_DROPPED : WH_PENDING;
+    e->next_at_ms = due_ms;
+    pthread_mutex_lock(&g_wh.mu);
+    e->seq = ++g_wh.seq;
+    list_push_back(&g_wh.all, &e->all);
+    if (dropped) {
+        list_push_back(&g_wh.done, &e->q);
+        g_wh.n_done++;
+        g_wh.dropped++;
+        wh_trim_done_locked();
+    } else {
         list_push_back(&g_wh.pending, &e->q);
         g_wh.n_pending++;
         pthread_cond_signal(&g_wh.cv);
-        pthread_mutex_unlock(&g_wh.mu);
+    }
+    pthread_mutex_unlock(&g_wh.mu);
+}
+
+/* The request's events, each as the webhook faults of its type say (POST
+ * /_mock/faults with a "WEBHOOK <type>" match): delayed, dropped (never sent),
+ * duplicated (two deliveries of the one event, as Stripe may make), or
+ * reordered (held back delay_ms, so that the events made after it are sent
+ * first). */
+void ms_wh_enqueue(ms_evlist *ev)
+{
+    for (size_t i = 0; i < ev->n; i++) {
+        long long now = ms_mono_ms();
+        ms_fault f;
+
+        if (!ms_fault_take("WEBHOOK", ev->e[i].type, &f)) {
+            wh_queue(&ev->e[i], now, false);
+        } else if (f.action == F_DROP) {
+            wh_queue(&ev->e[i], now, true);
+        } else if (f.action == F_DUPLICATE) {
+            wh_queue(&ev->e[i], now, false);
+            wh_queue(&ev->e[i], now + f.delay_ms, false);
+        } else {
+            wh_queue(&ev->e[i], now + f.delay_ms, false); /* delay, reorder */
+        }
+        free(ev->e[i].body);
+        ev->e[i].body = NULL;
     }
     ev->n = 0;
 }
@@ -354,6 +389,7 @@ void ms_wh_clear_done(void)
     g_wh.n_done = 0;
     g_wh.delivered = 0;
     g_wh.failed = 0;
+    g_wh.dropped = 0;
     pthread_mutex_unlock(&g_wh.mu);
 }
 
@@ -379,10 +415,10 @@ json_t *ms_wh_list_json(const char *type, const char *obj)
             "next_attempt_in_ms", (json_int_t)(e->state == WH_PENDING && e->next_at_ms > now ?
                                                e->next_at_ms - now : 0)));
     }
-    root = json_pack("{s:s, s:o, s:I, s:I, s:I, s:s?}", "object", "list", "data", data,
+    root = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:s?}", "object", "list", "data", data,
                      "pending", (json_int_t)g_wh.n_pending, "delivered",
                      (json_int_t)g_wh.delivered, "failed", (json_int_t)g_wh.failed,
-                     "url", g_cfg.webhook_url);
+                     "dropped", (json_int_t)g_wh.dropped, "url", g_cfg.webhook_url);
     pthread_mutex_unlock(&g_wh.mu);
     return root;
 }

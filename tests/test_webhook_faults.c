@@ -1,0 +1,218 @@
+/* Webhook faults at the provider: mock-stripe delays, drops, duplicates and
+ * reorders its own deliveries (POST /_mock/faults with a "WEBHOOK <type>"
+ * match), as a real provider's network and retries do, and checkoutd still
+ * ends every order once, with its money and stock right: a duplicate is
+ * applied once, a late or overtaken event changes nothing it should not, and
+ * a lost one leaves the order to the app's confirm (or the reservation's
+ * expiry), never half done. */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static co_test_server srv;
+static char item[37], user[37];
+
+static void start(void)
+{
+    char listen[64], hook[128];
+    const char *env[] = {listen, NULL};
+    const char *margs[] = {"--webhook-url", hook, NULL};
+    unsigned port = co_test_free_port();
+
+    snprintf(listen, sizeof listen, "LISTEN_ADDR=127.0.0.1:%u", port);
+    snprintf(hook, sizeof hook, "http://127.0.0.1:%u/webhooks/stripe", port);
+    co_test_server_start(&srv, env, margs);
+    co_test_item(srv.conn, "wh-faults", 4000, 5, item);
+    co_test_uuid(user);
+}
+
+static void stop(void)
+{
+    if (srv.server.pid != 0 || srv.mock.pid != 0)
+        co_test_server_stop(&srv);
+}
+
+/* The mock's record of its deliveries of events of type (GET /_mock/webhooks). */
+static json_t *deliveries(const char *type)
+{
+    char path[160];
+    co_http_resp r = {0};
+    json_t *j;
+
+    snprintf(path, sizeof path, "/_mock/webhooks?type=%s", type);
+    ck_assert_int_eq(co_test_mock(&srv, "GET", path, NULL, NULL, &r), 200);
+    j = co_http_json(&r);
+    co_http_resp_free(&r);
+    ck_assert_ptr_nonnull(j);
+    return j;
+}
+
+/* Deliveries of type in status ("delivered", "dropped", ...), waiting up to
+ * timeout_ms for want of them. */
+static int wait_deliveries(const char *type, const char *status, int want, int timeout_ms)
+{
+    int n = 0;
+
+    for (int waited = 0; waited <= timeout_ms; waited += 100) {
+        json_t *j = deliveries(type), *e;
+        size_t i;
+
+        n = 0;
+        json_array_foreach(json_object_get(j, "data"), i, e)
+            n += strcmp(co_test_jstr(e, "status", NULL), status) == 0;
+        json_decref(j);
+        if (n >= want)
+            break;
+        usleep(100 * 1000);
+    }
+    return n;
+}
+
+/* How many events of type checkoutd recorded as applied (each event id once;
+ * an event that changes nothing is answered, not recorded). */
+static long long recorded(const char *type)
+{
+    return co_test_ll1(srv.conn, "SELECT count(*) FROM payment_events WHERE type = $1", type);
+}
+
+/* A mobile checkout of 2 units, paid by the app at the mock. */
+static void mobile_paid(char order[37], char pi[64])
+{
+    char cart[256];
+
+    co_test_cart(cart, sizeof cart, item, 2, NULL);
+    co_test_checkout_order(&srv, user, "k1", cart, 202, order, pi);
+    ck_assert_int_eq(co_test_confirm_at_mock(&srv, pi, "pm_card_visa"), 200);
+}
+
+static void expect_confirmed_once(const char *order)
+{
+    ck_assert_str_eq(co_test_wait_status(&srv, order, CO_TEST_TERMINAL, 15000), "confirmed");
+    ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "canceled"), 0);
+    ck_assert_int_eq(co_test_stock(&srv, item), 3);
+    co_test_invariants(&srv, true);
+}
+
+/* The same event delivered twice: applied once, the second answered as a duplicate. */
+START_TEST(a_duplicated_event_is_applied_once)
+{
+    char order[37], pi[64];
+
+    start();
+    co_test_fault(&srv, "WEBHOOK payment_intent.amount_capturable_updated", "duplicate", 1, 300);
+    mobile_paid(order, pi);
+    expect_confirmed_once(order);
+    ck_assert_int_eq(wait_deliveries("payment_intent.amount_capturable_updated", "delivered", 2,
+                                     10000), 2);
+    ck_assert_int_eq(recorded("payment_intent.amount_capturable_updated"), 1);
+}
+END_TEST
+
+/* The event that would capture never arrives: the order waits, holding its
+ * stock, until the app's confirm captures it. */
+START_TEST(a_dropped_event_leaves_the_order_to_the_apps_confirm)
+{
+    char order[37], pi[64];
+    co_http_resp r = {0};
+
+    start();
+    co_test_fault(&srv, "WEBHOOK payment_intent.amount_capturable_updated", "drop", 1, 0);
+    mobile_paid(order, pi);
+    ck_assert_int_eq(wait_deliveries("payment_intent.amount_capturable_updated", "dropped", 1,
+                                     5000), 1);
+    usleep(1000 * 1000);
+    ck_assert_str_eq(co_test_status(&srv, order), "awaiting_payment");
+    ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 0);
+    ck_assert_int_eq(recorded("payment_intent.amount_capturable_updated"), 0);
+    ck_assert_int_eq(co_test_order_post(&srv, user, order, "confirm", &r), 200);
+    co_http_resp_free(&r);
+    expect_confirmed_once(order);
+}
+END_TEST
+
+/* The event arrives after the app's confirm already captured the order: it
+ * changes nothing. */
+START_TEST(a_late_event_after_the_confirm_changes_nothing)
+{
+    char order[37], pi[64];
+    co_http_resp r = {0};
+
+    start();
+    co_test_fault(&srv, "WEBHOOK payment_intent.amount_capturable_updated", "delay", 1, 1500);
+    mobile_paid(order, pi);
+    ck_assert_int_eq(co_test_order_post(&srv, user, order, "confirm", &r), 200);
+    co_http_resp_free(&r);
+    ck_assert_str_eq(co_test_status(&srv, order), "confirmed");
+    ck_assert_int_eq(wait_deliveries("payment_intent.amount_capturable_updated", "delivered", 1,
+                                     10000), 1);
+    expect_confirmed_once(order);
+}
+END_TEST
+
+/* A server-flow checkout's events, the first held back until those made after
+ * it were sent (and answered): the order stays confirmed, nothing is charged
+ * or given back twice. */
+START_TEST(reordered_events_leave_the_order_as_it_is)
+{
+    char cart[256], order[37], pi[64];
+
+    start();
+    co_test_fault(&srv, "WEBHOOK payment_intent.amount_capturable_updated", "reorder", 1, 3000);
+    co_test_cart(cart, sizeof cart, item, 2, "pm_card_visa");
+    co_test_checkout_order(&srv, user, "k1", cart, 201, order, pi);
+    ck_assert_int_eq(wait_deliveries("payment_intent.succeeded", "delivered", 1, 10000), 1);
+    /* Overtaken: the earlier event is still held back. */
+    ck_assert_int_eq(wait_deliveries("payment_intent.amount_capturable_updated", "delivered", 1,
+                                     0), 0);
+    ck_assert_int_eq(wait_deliveries("payment_intent.amount_capturable_updated", "delivered", 1,
+                                     10000), 1);
+    expect_confirmed_once(order);
+}
+END_TEST
+
+/* A webhook fault names an event type and a delivery action; anything else is refused. */
+START_TEST(webhook_faults_are_checked)
+{
+    static const char *const bad[] = {
+        "{\"match\":\"WEBHOOK\",\"action\":\"drop\"}",
+        "{\"match\":\"WEBHOOK Payment-Intent\",\"action\":\"drop\"}",
+        "{\"match\":\"WEBHOOK payment_intent.succeeded\",\"action\":\"status_500\"}",
+        "{\"match\":\"POST /v1/payment_intents\",\"action\":\"duplicate\"}",
+    };
+    co_http_resp r = {0};
+
+    start();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(co_test_mock(&srv, "POST", "/_mock/faults", bad[i], "application/json",
+                                   &r) == 400, "%s: %ld %s", bad[i], r.status, r.body);
+        co_http_resp_free(&r);
+    }
+    ck_assert_int_eq(co_test_mock(&srv, "POST", "/_mock/faults",
+                                  "{\"match\":\"WEBHOOK *\",\"action\":\"reorder\",\"count\":2}",
+                                  "application/json", &r), 200);
+    co_http_resp_free(&r);
+}
+END_TEST
+
+static Suite *webhook_faults_suite(void)
+{
+    Suite *s = suite_create("webhook_faults");
+    TCase *tc = co_test_tcase(s, "deliveries", 60);
+
+    tcase_add_checked_fixture(tc, NULL, stop);
+    tcase_add_test(tc, a_duplicated_event_is_applied_once);
+    tcase_add_test(tc, a_dropped_event_leaves_the_order_to_the_apps_confirm);
+    tcase_add_test(tc, a_late_event_after_the_confirm_changes_nothing);
+    tcase_add_test(tc, reordered_events_leave_the_order_as_it_is);
+    tcase_add_test(tc, webhook_faults_are_checked);
+    return s;
+}
+
+int main(void)
+{
+    return co_test_run_http(webhook_faults_suite());
+}
