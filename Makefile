@@ -3,6 +3,7 @@
 #   make            build bin/checkoutd, bin/mock-stripe, bin/mock-notify
 #   make run        install what is missing, start Postgres + mocks, run the server
 #   make test       install what is missing, build with ASan+UBSan, run every suite
+#   make test-pgbouncer  every suite through pgbouncer in transaction pooling mode
 #   make bench      throughput against the bare SQL baseline (prints a table)
 #   make chaos      the long crash/fault run (a short smoke of it is in make test)
 #   make fuzz       the libFuzzer targets of fuzz/, FUZZ_SECONDS (60) each
@@ -77,7 +78,7 @@ BINS := $(BUILD)/bin/checkoutd $(MOCK_BINS)
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst %.c,$(BUILD)/%,$(FUZZ_SRCS))
 
-.PHONY: all build deps run test bench chaos clean tests-build fuzz fuzz-build fuzz-bins
+.PHONY: all build deps run test test-pgbouncer bench chaos clean tests-build fuzz fuzz-build fuzz-bins
 # Keep object files make would otherwise delete as intermediates (mock_*.o, test_*.o).
 .SECONDARY:
 all: deps
@@ -136,6 +137,11 @@ test: deps
 bench: all
 	@$(MAKE) --no-print-directory build
 	@scripts/bench.sh
+
+# Every suite again, with every connection through pgbouncer (transaction pooling).
+test-pgbouncer: deps
+	@$(MAKE) --no-print-directory SAN=1 tests-build
+	@PGBOUNCER=1 scripts/test.sh
 
 chaos: deps
 	@$(MAKE) --no-print-directory SAN=1 tests-build

@@ -14,11 +14,12 @@ bin=${RUN_BIN_DIR:-bin}
 mkdir -p "$var"
 
 pids=()
-started_pg=0
+started_pg=0 started_bouncer=0
 cleanup() {
   trap - INT TERM EXIT
   for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ "$started_bouncer" = 1 ] && scripts/pgbouncer.sh stop
   [ "$started_pg" = 1 ] && scripts/pg.sh stop
   echo "run.sh: stopped"
 }
@@ -62,6 +63,12 @@ if [ -z "${DATABASE_URL:-}" ]; then
   psql -qAtX "$admin" -c "SELECT 1 FROM pg_database WHERE datname = 'checkout'" | grep -q 1 \
     || psql -qX "$admin" -c "CREATE DATABASE checkout" >/dev/null
   DATABASE_URL=$(scripts/dburl.sh "$admin" checkout)
+  # PGBOUNCER=1: checkoutd (and everything below) through pgbouncer in
+  # transaction pooling mode, as a deployment would run it (scripts/pgbouncer.sh).
+  if [ "${PGBOUNCER:-0}" = 1 ]; then
+    scripts/pgbouncer.sh status || started_bouncer=1
+    DATABASE_URL=$(scripts/dburl.sh "$(scripts/pgbouncer.sh start)" checkout)
+  fi
   export DATABASE_URL
 fi
 "$bin/checkoutd" migrate

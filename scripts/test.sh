@@ -2,7 +2,7 @@
 # Runs every test suite against a real PostgreSQL (the private cluster under
 # var/pg unless DATABASE_URL names another server) with the sanitizer build.
 #
-#   scripts/test.sh            every suite
+#   scripts/test.sh            every suite (PGBOUNCER=1: through pgbouncer)
 #   scripts/test.sh NAME...    only build/san/tests/test_NAME (unit/DIR/NAME for
 #                              build/san/tests/unit/DIR/test_NAME, sdk for the Node
 #                              suite, style for scripts/style.sh, fuzz for a
@@ -65,7 +65,21 @@ if [ -z "${DATABASE_URL:-}" ]; then
 else
   admin_url=$DATABASE_URL
 fi
-cleanup() { [ "$started_pg" = 1 ] && scripts/pg.sh stop; }
+# PGBOUNCER=1 (make test-pgbouncer): every connection of checkoutd and of the
+# suites goes through pgbouncer in transaction pooling mode (scripts/pgbouncer.sh);
+# creating and dropping databases still goes straight to the cluster.
+started_bouncer=0
+if [ "${PGBOUNCER:-0}" = 1 ]; then
+  [ -z "${DATABASE_URL:-}" ] || { echo "test.sh: PGBOUNCER=1 runs against the private cluster only" >&2; exit 1; }
+  scripts/pgbouncer.sh status || started_bouncer=1
+  CO_TEST_CLIENT_URL=$(scripts/pgbouncer.sh start) || exit 1
+  export CO_TEST_CLIENT_URL
+  echo "test.sh: through pgbouncer ($CO_TEST_CLIENT_URL)"
+fi
+cleanup() {
+  [ "$started_bouncer" = 1 ] && scripts/pgbouncer.sh stop
+  [ "$started_pg" = 1 ] && scripts/pg.sh stop
+}
 # The chaos suite restarts Postgres once, but only a cluster that is ours.
 # CO_TEST_PG_RESTART= (empty) turns that off, e.g. while others share the cluster.
 if [ -z "${DATABASE_URL:-}" ]; then

@@ -45,16 +45,21 @@ static bool record(PGconn *c, const char *name)
     return ok;
 }
 
+/* One transaction for the whole run, serialised by a transaction-level
+ * advisory lock: it works alike on a direct connection and through
+ * pgbouncer's transaction pooling (where a session lock could be taken on one
+ * server connection and released on another). Every pending migration is
+ * applied, or none. */
 int co_migrate(co_db *db)
 {
     PGconn *c = co_db_conn(db);
+    const char *names[CO_MIGRATIONS_MAX];
     int count = 0;
 
-    if (c == NULL)
+    if (c == NULL || !run(c, "BEGIN", "begin"))
         return -1;
-    if (!run(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", "lock"))
-        return -1;
-    if (!run(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    if (!run(c, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", "lock") ||
+        !run(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
              "schema_migrations"))
         goto fail;
@@ -65,21 +70,17 @@ int co_migrate(co_db *db)
             goto fail;
         if (done)
             continue;
-        if (!run(c, "BEGIN", "begin"))
+        if (count == CO_MIGRATIONS_MAX || !run(c, m->sql, m->name) || !record(c, m->name))
             goto fail;
-        if (!run(c, m->sql, m->name) || !record(c, m->name)) {
-            run(c, "ROLLBACK", "rollback");
-            goto fail;
-        }
-        if (!run(c, "COMMIT", m->name))
-            goto fail;
-        CO_INFO("migrate", "applied %s", m->name);
-        count++;
+        names[count++] = m->name;
     }
-    run(c, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")", "unlock");
+    if (!run(c, "COMMIT", "commit"))
+        return -1;
+    for (int i = 0; i < count; i++)
+        CO_INFO("migrate", "applied %s", names[i]);
     return count;
 
 fail:
-    run(c, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")", "unlock");
+    run(c, "ROLLBACK", "rollback");
     return -1;
 }

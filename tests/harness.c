@@ -50,7 +50,10 @@ void co_test_db_create(co_test_db *db)
     snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\" TEMPLATE \"%s\"", db->name, tpl);
     co_test_exec(c, sql);
     PQfinish(c);
-    with_dbname(need_env("CO_TEST_ADMIN_URL"), db->name, db->url, sizeof db->url);
+    /* CO_TEST_CLIENT_URL: the same server through pgbouncer (make test-pgbouncer). */
+    with_dbname(getenv("CO_TEST_CLIENT_URL") ? getenv("CO_TEST_CLIENT_URL")
+                                             : need_env("CO_TEST_ADMIN_URL"),
+                db->name, db->url, sizeof db->url);
 }
 
 void co_test_db_drop(const co_test_db *db)

@@ -11,7 +11,8 @@
 
 typedef struct {
     char name[64];
-    char url[512]; /* connection string for the new database */
+    char url[512]; /* connection string for the new database (through pgbouncer when
+                    * CO_TEST_CLIENT_URL names it: checkoutd's and the suite's connections) */
 } co_test_db;
 
 /* Creates a fresh, migrated database; aborts the test on failure. */

@@ -1,6 +1,8 @@
 /* See proc.h. */
 #include "proc.h"
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -373,4 +375,52 @@ out:
 bool co_proc_start_mock_stripe(co_proc *p, char *const extra_args[])
 {
     return co_proc_start_mock_stripe_env(p, extra_args, NULL);
+}
+
+int co_proc_tcp_conns(pid_t pid, unsigned port)
+{
+    char path[64], line[512], target[64];
+    unsigned long inodes[1024];
+    int ninodes = 0, n = 0;
+    DIR *d;
+    struct dirent *e;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    d = opendir(path);
+    if (d == NULL)
+        return -1;
+    for (e = readdir(d); e != NULL && ninodes < 1024; e = readdir(d)) {
+        char fd_path[320];
+        ssize_t len;
+        unsigned long ino;
+
+        snprintf(fd_path, sizeof fd_path, "%s/%s", path, e->d_name);
+        len = readlink(fd_path, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        if (sscanf(target, "socket:[%lu]", &ino) == 1)
+            inodes[ninodes++] = ino;
+    }
+    closedir(d);
+    f = fopen("/proc/net/tcp", "r");
+    if (f == NULL)
+        return -1;
+    /* "sl local_address rem_address st ... inode": addresses as hex ip:port,
+     * 127.0.0.1 is 0100007F; state 01 is ESTABLISHED. */
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned rem_ip, rem_port, st;
+        unsigned long ino;
+
+        if (sscanf(line, " %*d: %*x:%*x %x:%x %x %*x:%*x %*x:%*x %*x %*u %*d %lu", &rem_ip,
+                   &rem_port, &st, &ino) != 4 ||
+            rem_ip != 0x0100007FU || rem_port != port || st != 1)
+            continue;
+        for (int i = 0; i < ninodes; i++)
+            if (inodes[i] == ino)
+                n++;
+    }
+    fclose(f);
+    return n;
 }

@@ -53,4 +53,9 @@ bool co_proc_start_mock_stripe(co_proc *p, char *const extra_args[]);
  * the mock as MOCK_STRIPE_WEBHOOK_SECRET instead, overriding env's. */
 bool co_proc_start_mock_stripe_env(co_proc *p, char *const extra_args[], char *const env[]);
 
+/* How many established TCP connections the process pid holds to 127.0.0.1:port
+ * (its sockets in /proc/pid/fd, matched in /proc/net/tcp); -1 when unreadable.
+ * The same count whether the port is Postgres' or a pgbouncer's. */
+int co_proc_tcp_conns(pid_t pid, unsigned port);
+
 #endif

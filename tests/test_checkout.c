@@ -94,16 +94,17 @@ typedef struct {
 } sampler;
 
 /* Samples, until told to stop, how many Postgres connections checkoutd holds
+ * (its TCP connections to the database's address: Postgres', or pgbouncer's)
  * and how many orders wait on the provider (reserved: authorize in flight). */
 static void *sample(void *p)
 {
     sampler *x = p;
     PGconn *c = co_test_connect(&x->s->db);
 
+    unsigned port = (unsigned)atoi(PQport(c));
+
     while (!x->stop) {
-        long long conns = co_test_ll(c, "SELECT count(*) FROM pg_stat_activity"
-                                        " WHERE datname = current_database()"
-                                        " AND application_name = 'checkoutd'");
+        long long conns = co_proc_tcp_conns(x->s->server.pid, port);
         long long waiting = co_test_ll(c, "SELECT count(*) FROM orders"
                                           " WHERE status = 'reserved'");
         if (conns > x->max_conns)

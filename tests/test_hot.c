@@ -243,18 +243,17 @@ END_TEST
 
 /* ---------------------------------------------------------------- the automatic switch */
 
-/* The rule (co_hot_rule) driven through its counter: with co.hot_wait_ms = 0
+/* The rule (co_hot_rule) driven through its counter: with wait_ms = 0
  * every lock wait counts, so the count is a count of reservations, not of
- * time. The reservation that reaches co.hot_waits switches the item on; the
+ * time. The reservation that reaches waits switches the item on; the
  * next ones take from its buckets. */
 START_TEST(contended_waits_switch_the_item_on)
 {
     char item[37], quiet[37], b[128];
+    PGresult *res;
 
     co_test_item(conn, "auto", 100, 20, item);
-    co_test_exec(conn, "SET co.hot_wait_ms = 0");
-    co_test_exec(conn, "SET co.hot_waits = 3");
-    co_test_exec(conn, "SET co.hot_auto_buckets = 4");
+    co_test_exec(conn, "UPDATE co_hot_settings SET wait_ms = 0, waits = 3, auto_buckets = 4");
     ck_assert_str_eq(begin(item, 1), "reserved");
     ck_assert_str_eq(begin(item, 1), "reserved");
     ck_assert_int_eq(co_test_ll1(conn, "SELECT hot_buckets FROM items WHERE id = $1", item), 0);
@@ -267,28 +266,28 @@ START_TEST(contended_waits_switch_the_item_on)
     co_test_stock_invariant(conn);
 
     /* Waits that do not reach the threshold, a window too short to hold two,
-     * or the rule off (co.hot_waits = 0): the item stays plain. */
+     * or the rule off (waits = 0): the item stays plain. */
     co_test_item(conn, "quiet", 100, 20, quiet);
-    co_test_exec(conn, "SET co.hot_wait_ms = 600000");
+    co_test_exec(conn, "UPDATE co_hot_settings SET wait_ms = 600000");
     for (int i = 0; i < 4; i++)
         ck_assert_str_eq(begin(quiet, 1), "reserved");
     ck_assert_int_eq(co_test_ll1(conn, "SELECT hot_waits FROM items WHERE id = $1", quiet), 0);
-    co_test_exec(conn, "SET co.hot_wait_ms = 0");
-    co_test_exec(conn, "SET co.hot_window_s = 0");
+    co_test_exec(conn, "UPDATE co_hot_settings SET wait_ms = 0, window_s = 0");
     for (int i = 0; i < 4; i++)
         ck_assert_str_eq(begin(quiet, 1), "reserved");
     ck_assert_int_eq(co_test_ll1(conn, "SELECT hot_waits FROM items WHERE id = $1", quiet), 1);
-    co_test_exec(conn, "RESET co.hot_window_s");
-    co_test_exec(conn, "SET co.hot_waits = 0");
+    co_test_exec(conn, "UPDATE co_hot_settings SET window_s = NULL, waits = 0");
     for (int i = 0; i < 4; i++)
         ck_assert_str_eq(begin(quiet, 1), "reserved");
-    /* A setting that is no number falls back to the default, never an error. */
-    co_test_exec(conn, "SET co.hot_waits = 'lots'");
+    /* A setting that is no number cannot be stored: checkouts go on. */
+    res = PQexec(conn, "UPDATE co_hot_settings SET waits = 'lots'");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+    PQclear(res);
     ck_assert_str_eq(begin(quiet, 1), "reserved");
     ck_assert_int_eq(co_test_ll1(conn, "SELECT hot_buckets FROM items WHERE id = $1", quiet), 0);
     /* The plain path (co_reserve_order's co_take_stock) counts the same way;
      * co_hot_set(0) on a plain item only resets its count. */
-    co_test_exec(conn, "SET co.hot_waits = 2");
+    co_test_exec(conn, "UPDATE co_hot_settings SET waits = 2");
     hot_set(conn, quiet, 0, b, sizeof b);
     for (int i = 0; i < 2; i++) {
         char order[37], user[37];

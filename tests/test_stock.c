@@ -24,16 +24,11 @@ static int hot_buckets; /* 0 in the plain runs, HOT_BUCKETS in the hot ones */
 
 static void setup(void)
 {
-    char sql[160];
-
     co_test_db_create(&db);
     conn = co_test_connect(&db);
-    /* Every connection the test opens from now on has the automatic switch
-     * off (co_hot_rule): a plain run stays plain however long its locks wait. */
-    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" SET co.hot_waits = 0", db.name);
-    co_test_exec(conn, sql);
-    PQfinish(conn);
-    conn = co_test_connect(&db);
+    /* The automatic switch off (co_hot_rule): a plain run stays plain however
+     * long its locks wait. */
+    co_test_exec(conn, "UPDATE co_hot_settings SET waits = 0");
 }
 
 static void setup_hot(void)
