@@ -347,7 +347,8 @@ async function main() {
   await call('confirm, no token', 'POST', `/v1/orders/${mobId}/confirm`, { expect: 401 });
 
   // A shopper past MAX_UNPAID_UNITS (3): 429 with Retry-After.
-  await call('checkout, mobile, 2 units', 'POST', '/v1/checkout', { headers: { ...as(dave), 'Idempotency-Key': key() }, json: cart(a.id, 2), expect: 202 });
+  const held = (await call('checkout, mobile, 2 units', 'POST', '/v1/checkout', { headers: { ...as(dave), 'Idempotency-Key': key() }, json: cart(a.id, 2), expect: 202 })).json;
+  const heldId = held?.id ?? held?.order_id;
   await call('checkout, mobile, past the unpaid limit', 'POST', '/v1/checkout', { headers: { ...as(dave), 'Idempotency-Key': key() }, json: cart(a.id, 2), expect: 429 });
 
   // Cancels: void a mobile reservation, refund a paid order.
@@ -404,18 +405,28 @@ async function main() {
   await call('admin order', 'GET', `/v1/admin/orders/${mobId}`, { headers: admin, expect: 200 });
   await call('admin order, unknown', 'GET', `/v1/admin/orders/${uuid()}`, { headers: admin, expect: 404 });
   await call('admin order, shopper token', 'GET', `/v1/admin/orders/${mobId}`, { headers: as(bob), expect: 401 });
-  await call('drive', 'POST', `/v1/admin/orders/${mobId}/drive`, { headers: admin, expect: 200 });
-  await call('drive, with {}', 'POST', `/v1/admin/orders/${mobId}/drive`, { headers: admin, json: {}, expect: 200 });
+  await call('drive', 'POST', `/v1/admin/orders/${heldId}/drive`, { headers: admin, expect: 200 });
+  await call('drive, with {}', 'POST', `/v1/admin/orders/${heldId}/drive`, { headers: admin, json: {}, expect: 200 });
+  await call('drive, order ended', 'POST', `/v1/admin/orders/${declined?.error?.order_id}/drive`, { headers: admin, expect: 409 });
+  await call('drive, unknown field', 'POST', `/v1/admin/orders/${heldId}/drive`, { headers: admin, json: { now: true }, expect: 400 });
   await call('drive, unknown order', 'POST', `/v1/admin/orders/${uuid()}/drive`, { headers: admin, expect: 404 });
   await call('drive, no key', 'POST', `/v1/admin/orders/${mobId}/drive`, { expect: 401 });
   await call('resolve, order ended', 'POST', `/v1/admin/orders/${declined?.error?.order_id}/resolve`, { headers: admin, json: { reason: 'checked by hand' }, expect: 409 });
   await call('resolve, no reason', 'POST', `/v1/admin/orders/${mobId}/resolve`, { headers: admin, json: {}, expect: 400 });
   await call('resolve, unknown order', 'POST', `/v1/admin/orders/${uuid()}/resolve`, { headers: admin, json: { reason: 'x' }, expect: 404 });
   await call('resolve, no key', 'POST', `/v1/admin/orders/${mobId}/resolve`, { json: { reason: 'x' }, expect: 401 });
+  const basic = { Authorization: `Basic ${Buffer.from(`admin:${ADMIN}`).toString('base64')}` };
   await call('overview', 'GET', '/v1/admin/overview', { headers: admin, expect: 200 });
+  await call('overview, Basic', 'GET', '/v1/admin/overview', { headers: basic, expect: 200 });
   await call('overview, no key', 'GET', '/v1/admin/overview', { expect: 401 });
-  await call('operator page', 'GET', '/admin', { headers: admin, expect: [200, 401] });
-  await call('operator page, no key', 'GET', '/admin', { expect: [200, 401] });
+  await call('overview, shopper token', 'GET', '/v1/admin/overview', { headers: as(alice), expect: 401 });
+  await call('operator page', 'GET', '/admin', { headers: basic, expect: 200 });
+  await call('operator page, bearer', 'GET', '/admin', { headers: admin, expect: 200 });
+  await call('operator page, no key', 'GET', '/admin', { expect: 401 });
+  await call('operator page, wrong password', 'GET', '/admin', { headers: { Authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` }, expect: 401 });
+  await call('operator page script', 'GET', '/admin/app.js', { headers: basic, expect: 200 });
+  await call('operator page style', 'GET', '/admin/app.css', { headers: basic, expect: 200 });
+  await call('operator page file, no key', 'GET', '/admin/app.js', { expect: 401 });
 
   // Payment webhooks.
   const sw = (body, sig) => ({ headers: { 'Stripe-Signature': sig ?? signature(WHSEC, body) }, body });
