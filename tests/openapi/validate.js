@@ -248,6 +248,19 @@ async function confirmAtMock(pi, pm) {
   return res.status;
 }
 
+// Injects a fault at mock-stripe (POST /_mock/faults), or clears them all (match null).
+async function mockFault(match, action, count, delayMs) {
+  const res = match === null
+    ? await fetch(`${MOCK}/_mock/faults`, { method: 'DELETE' })
+    : await fetch(`${MOCK}/_mock/faults`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ match, action, count, delay_ms: delayMs }),
+    });
+  await res.text();
+  if (res.status >= 300) throw new Error(`mock-stripe refused the fault (${res.status})`);
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------ the registry
@@ -317,8 +330,14 @@ async function main() {
   const cart = (item, qty, pm) => ({ items: [{ item_id: item, quantity: qty }], ...(pm ? { payment_method: pm } : {}) });
   const key = () => `key-${crypto.randomBytes(8).toString('hex')}`;
   const k1 = key();
-  const paid = (await call('checkout, card', 'POST', '/v1/checkout', { headers: { ...as(alice), 'Idempotency-Key': k1, 'X-Request-Id': `oa-${tag}` }, json: cart(a.id, 2, 'pm_card_visa'), expect: 201 })).json;
+  const first = await call('checkout, card', 'POST', '/v1/checkout', { headers: { ...as(alice), 'Idempotency-Key': k1, 'X-Request-Id': `oa-${tag}` }, json: cart(a.id, 2, 'pm_card_visa'), expect: 201 });
+  const paid = first.json;
+  if (first.headers.get('x-request-id') !== `oa-${tag}`) {
+    results.failed++;
+    console.log(`FAIL  checkout, card: X-Request-Id ${first.headers.get('x-request-id')} is not the client's oa-${tag}`);
+  }
   const paidId = paid?.id ?? paid?.order_id;
+  if (paid === undefined) throw new Error('the first checkout failed');
   const replay = await call('checkout, replayed', 'POST', '/v1/checkout', { headers: { ...as(alice), 'Idempotency-Key': k1 }, json: cart(a.id, 2, 'pm_card_visa'), expect: 201 });
   if (replay.headers.get('idempotent-replayed') !== 'true') {
     results.failed++;
@@ -336,6 +355,18 @@ async function main() {
   await call('checkout, card needs 3-D Secure', 'POST', '/v1/checkout', { headers: { ...as(alice), 'Idempotency-Key': key() }, json: cart(a.id, 1, 'pm_card_authenticationRequired'), expect: 402 });
   await call('checkout, text/plain', 'POST', '/v1/checkout', { headers: { ...as(alice), 'Idempotency-Key': key(), 'Content-Type': 'text/plain' }, body: JSON.stringify(cart(a.id, 1, 'pm_card_visa')), expect: 415 });
   await call('checkout, body over 64 KiB', 'POST', '/v1/checkout', { headers: { ...as(alice), 'Idempotency-Key': key() }, json: { ...cart(a.id, 1, 'pm_card_visa'), payment_method: 'pm_' + 'x'.repeat(70000) }, expect: 413 });
+
+  // The provider slow, failing, refusing.
+  const slowKey = key();
+  await mockFault('POST /v1/payment_intents', 'delay', 1, 1500);
+  const slow = call('checkout, provider slow', 'POST', '/v1/checkout', { headers: { ...as(carol), 'Idempotency-Key': slowKey }, json: cart(a.id, 1, 'pm_card_visa'), expect: 201 });
+  await sleep(500);
+  await call('checkout, same key while the first runs', 'POST', '/v1/checkout', { headers: { ...as(carol), 'Idempotency-Key': slowKey }, json: cart(a.id, 1, 'pm_card_visa'), expect: 409 });
+  await slow;
+  await mockFault('POST /v1/payment_intents/*/capture', 'status_500', 1000, 0);
+  await call('checkout, capture failing for good', 'POST', '/v1/checkout', { headers: { ...as(carol), 'Idempotency-Key': key() }, json: cart(a.id, 1, 'pm_card_visa'), expect: 503 });
+  await mockFault(null);
+  await call('checkout, payment method the provider refuses', 'POST', '/v1/checkout', { headers: { ...as(carol), 'Idempotency-Key': key() }, json: cart(a.id, 1, 'pm_nonexistent'), expect: 502 });
 
   // Mobile flow: reserve, pay at the provider, confirm.
   const mob = (await call('checkout, mobile', 'POST', '/v1/checkout', { headers: { ...as(bob), 'Idempotency-Key': key() }, json: cart(a.id, 1), expect: 202 })).json;
