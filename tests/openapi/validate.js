@@ -269,6 +269,13 @@ async function mockFault(match, action, count, delayMs) {
   if (res.status >= 300) throw new Error(`mock-stripe refused the fault (${res.status})`);
 }
 
+// The orders of a shopper, read through the admin list (not a checked call).
+async function ordersOf(user) {
+  const res = await fetch(`${BASE}/v1/admin/orders?limit=100`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+  const page = await res.json();
+  return (page.data || []).filter((o) => o.user_id === user);
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------ the registry
@@ -368,7 +375,8 @@ async function main() {
   const slowKey = key();
   await mockFault('POST /v1/payment_intents', 'delay', 1, 1500);
   const slow = call('checkout, provider slow', 'POST', '/v1/checkout', { headers: { ...as(carol), 'Idempotency-Key': slowKey }, json: cart(a.id, 1, 'pm_card_visa'), expect: 201 });
-  await sleep(500);
+  // The first is inside the provider call once its order exists.
+  for (let i = 0; i < 100 && !(await ordersOf(carol)).length; i++) await sleep(50);
   await call('checkout, same key while the first runs', 'POST', '/v1/checkout', { headers: { ...as(carol), 'Idempotency-Key': slowKey }, json: cart(a.id, 1, 'pm_card_visa'), expect: 409 });
   await slow;
   await mockFault('POST /v1/payment_intents/*/capture', 'status_500', 1000, 0);
