@@ -218,9 +218,22 @@ function check(rec, opts) {
   if (!open && !hasAuth && rec.status < 300) problems.push('answered without credentials, but the operation documents security');
   if (open && rec.status === 401) problems.push('401 from an operation documented without security');
 
-  // A request the server accepted must be one the description allows.
+  // A request the server accepted must be one the description allows, and a
+  // body refused as invalid_request one it refuses too (unless the field at
+  // fault is a header or query parameter, or the rule is not a schema's).
+  const params = [...(spec.paths[tpl].parameters || []), ...(op.parameters || [])].map((x) => deref(x)[0]);
+  if (rec.status === 400 && code === 'invalid_request' && rec.sent.body !== undefined && !opts.schemaValid) {
+    const [rb, rbPtr] = deref(op.requestBody, `${opPtr}/requestBody`);
+    let sentJson;
+    try { sentJson = JSON.parse(rec.sent.body); } catch { sentJson = undefined; }
+    const param = json?.error?.param;
+    const paramIsNotBody = params.some((x) => x.name.toLowerCase() === String(param).toLowerCase());
+    if (rb?.content?.['application/json'] && sentJson !== undefined && !paramIsNotBody) {
+      const v = validatorAt(`${rbPtr}/content/application~1json/schema`);
+      if (v(sentJson)) problems.push(`refused (param ${param}) a body the documented request schema accepts`);
+    }
+  }
   if (rec.status >= 200 && rec.status < 300) {
-    const params = [...(spec.paths[tpl].parameters || []), ...(op.parameters || [])].map((x) => deref(x)[0]);
     for (const prm of params) {
       if (prm.in === 'header' && prm.required) {
         const sent = Object.keys(rec.sent.headers).some((h) => h.toLowerCase() === prm.name.toLowerCase());
