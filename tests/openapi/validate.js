@@ -234,6 +234,23 @@ function check(rec, opts) {
     }
   }
   if (rec.status >= 200 && rec.status < 300) {
+    const query = new URL(rec.path, 'http://x').searchParams;
+    for (const [qname, qval] of query) {
+      const idx = params.findIndex((x) => x.in === 'query' && x.name === qname);
+      if (idx < 0) {
+        problems.push(`accepted the query parameter ${qname}, which the operation does not document`);
+        continue;
+      }
+      const prm = params[idx];
+      const typed = prm.schema?.type === 'integer' && /^-?[0-9]+$/.test(qval) ? Number(qval) : qval;
+      const own = (op.parameters || []).some((x) => deref(x)[0] === prm);
+      const where = own ? `${opPtr}/parameters` : `#/paths/${esc(tpl)}/parameters`;
+      const list = own ? op.parameters : spec.paths[tpl].parameters;
+      const i = list.findIndex((x) => deref(x)[0] === prm);
+      const [, pptr] = deref(list[i], `${where}/${i}`);
+      const v = validatorAt(`${pptr}/schema`);
+      if (!v(typed)) problems.push(...ajvErrors(v).map((e) => `accepted query ${qname}=${qval}: ${e}`));
+    }
     for (const prm of params) {
       if (prm.in === 'header' && prm.required) {
         const sent = Object.keys(rec.sent.headers).some((h) => h.toLowerCase() === prm.name.toLowerCase());
