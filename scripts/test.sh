@@ -4,8 +4,8 @@
 #
 #   scripts/test.sh            every suite (PGBOUNCER=1: through pgbouncer)
 #   scripts/test.sh NAME...    only build/san/tests/test_NAME (unit/DIR/NAME for
-#                              build/san/tests/unit/DIR/test_NAME, sdk for the Node
-#                              suite, style for scripts/style.sh, fuzz for a
+#                              build/san/tests/unit/DIR/test_NAME, sdk and openapi for
+#                              the Node suites, style for scripts/style.sh, fuzz for a
 #                              short smoke of each libFuzzer target: fuzz/run.sh)
 #
 # The format check (scripts/style.sh) runs first as the suite "style"; when it
@@ -118,5 +118,12 @@ done
 if [ -x tests/sdk/run.sh ] && selected sdk; then
   echo "=== sdk"
   if tests/sdk/run.sh; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(sdk); fi
+fi
+# docs/openapi.yaml against real answers of a real checkoutd (Node: redocly, ajv).
+if [ -x tests/openapi/run.sh ] && selected openapi; then
+  echo "=== openapi"
+  t0=$(date +%s)
+  if tests/openapi/run.sh; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(openapi); fi
+  echo "--- openapi: $(( $(date +%s) - t0 ))s"
 fi
 summary
