@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev
       uuid-dev libmicrohttpd-dev check libssl-dev postgresql curl ca-certificates
-      nodejs npm openssl pgbouncer
+      nodejs npm openssl pgbouncer nginx-light
       clang-14 libclang-rt-14-dev)
 # clang-14 is the fuzzing build's compiler (make fuzz, the suite "fuzz"); on
 # Debian 12 its libFuzzer runtime (-fsanitize=fuzzer) is in libclang-rt-14-dev,
