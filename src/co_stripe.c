@@ -20,6 +20,7 @@
 
 #include "co_backoff.h"
 #include "co_buf.h"
+#include "co_version.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -309,7 +310,7 @@ co_stripe *co_stripe_new(const co_stripe_config *cfg)
 #else
     curl_easy_setopt(s->curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    curl_easy_setopt(s->curl, CURLOPT_USERAGENT, "checkoutd co_stripe/1");
+    curl_easy_setopt(s->curl, CURLOPT_USERAGENT, "checkoutd/" CO_VERSION);
     curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_header);
