@@ -22,7 +22,8 @@ const TYPES = path.join(__dirname, 'node_modules', 'stripe', 'types');
 // What is checked: an object name, the typings' file and interface (a path under the
 // Stripe namespace), and nested objects by field path (checked when present and not
 // null). "error" is the spec's api_errors (PaymentIntent.last_payment_error's type, the
-// body of every error answer); "list" its list objects.
+// body of every error answer); "list" its list objects (lib.d.ts's ApiList is written by
+// hand in the SDK, with the same four required fields as the spec's list schemas).
 const OBJECTS = {
   payment_intent: {
     file: 'PaymentIntents.d.ts', iface: 'PaymentIntent',
