@@ -125,7 +125,11 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-run: all
+# Checks first (a live run, the port), then builds only what it runs.
+run: deps
+	@scripts/run.sh check
+	@$(MAKE) --no-print-directory $(BINS)
+	@mkdir -p bin && cp -f $(BINS) bin/
 	@scripts/run.sh
 
 test: deps

@@ -5,13 +5,80 @@
 # foreground. Every variable of the README's Configuration table that is
 # already set is honoured. Ctrl-C stops everything this script started.
 #
+#   scripts/run.sh          the demo
+#   scripts/run.sh check    only the checks below; exit 0 when a run could start
+#                           (make run calls it before it builds anything)
+#
+# Before it writes, starts or stops anything it checks that no live run owns
+# var/ (run.lock, held by a live run.sh; run.pid names it) and that the listen
+# port is free, and refuses naming what holds it: a second `make run` leaves the
+# first one, its run.env and its mocks alone. The mocks listen on ports the
+# kernel picks (port 0), so theirs cannot be taken. The banner is printed once
+# the server answers /healthz.
+#
 # For tests only: RUN_VAR_DIR (default var) is where the settings, secrets and
 # logs go, RUN_BIN_DIR (default bin) where the programs are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 var=${RUN_VAR_DIR:-var}
 bin=${RUN_BIN_DIR:-bin}
+mode=${1:-run}
+case $mode in
+  run|check) ;;
+  *) echo "usage: $0 [check]" >&2; exit 2 ;;
+esac
+export LISTEN_ADDR=${LISTEN_ADDR:-127.0.0.1:8080}
+
+refuse() { echo "run.sh: $*" >&2; exit 1; }
+
+# The live run that owns $var, if any: its pid (from run.pid) when run.lock is held.
+live_run() {
+  [ -f "$var/run.lock" ] || return 1
+  flock -n "$var/run.lock" true 2>/dev/null && return 1
+  cat "$var/run.pid" 2>/dev/null || echo "unknown"
+}
+
+# Who listens on TCP port $1 (any address): "pid N (name)", or less when ss cannot
+# tell; empty when nobody does. Without ss a connection attempt at least tells
+# that the port is taken.
+port_holder() {
+  local port=$1 line users
+  if command -v ss >/dev/null; then
+    line=$(ss -Htlnp "sport = :$port" 2>/dev/null | head -n1) || line=
+    [ -n "$line" ] || return 0
+    users=$(printf '%s' "$line" | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/pid \2 (\1)/p')
+    echo "${users:-a process this user cannot see}"
+  elif (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "a process"
+  fi
+}
+
+preflight() {
+  local holder port=${LISTEN_ADDR##*:} owner
+  [ "$port" != "$LISTEN_ADDR" ] || refuse "LISTEN_ADDR must be host:port, not '$LISTEN_ADDR'"
+  if owner=$(live_run); then
+    refuse "another make run (pid $owner) is live and owns $var/ (its settings:" \
+      "$var/run.env); stop it first (Ctrl-C in its shell, or kill $owner)." \
+      "Nothing was changed."
+  fi
+  # A fixed port: the mock's webhook URL and run.env name it.
+  [ "$port" != 0 ] || refuse "LISTEN_ADDR $LISTEN_ADDR: make run needs a fixed port"
+  holder=$(port_holder "$port")
+  [ -z "$holder" ] || refuse "LISTEN_ADDR $LISTEN_ADDR: port $port is taken by $holder;" \
+    "stop it or set LISTEN_ADDR to a free host:port. Nothing was changed."
+}
+
 mkdir -p "$var"
+preflight
+[ "$mode" = check ] && exit 0
+
+# This run owns $var until it ends: the lock lives as long as this shell (fd 9,
+# closed for every child, so that no left-over child can hold it), and run.pid
+# says whose it is. Taken before anything is written; of two runs started in
+# the same instant, the second loses here.
+exec 9>>"$var/run.lock"
+flock -n 9 || refuse "another make run started at the same time; nothing was changed"
+echo $$ >"$var/run.pid"
 
 pids=()
 started_pg=0 started_bouncer=0
@@ -21,6 +88,7 @@ cleanup() {
   wait 2>/dev/null || true
   [ "$started_bouncer" = 1 ] && scripts/pgbouncer.sh stop
   [ "$started_pg" = 1 ] && scripts/pg.sh stop
+  rm -f "$var/run.pid"
   echo "run.sh: stopped"
 }
 trap cleanup INT TERM EXIT
@@ -54,12 +122,11 @@ export RESTOCK_WEBHOOK_SECRET=${RESTOCK_WEBHOOK_SECRET:-$GEN_RESTOCK_WEBHOOK_SEC
 export AUTH_JWT_SECRET=${AUTH_JWT_SECRET:-$GEN_AUTH_JWT_SECRET}
 export ADMIN_API_KEY=${ADMIN_API_KEY:-$GEN_ADMIN_API_KEY}
 export NOTIFY_SECRET=${NOTIFY_SECRET:-$GEN_NOTIFY_SECRET}
-export LISTEN_ADDR=${LISTEN_ADDR:-127.0.0.1:8080}
 export STRIPE_SECRET_KEY=${STRIPE_SECRET_KEY:-sk_test_checkout_local}
 
 if [ -z "${DATABASE_URL:-}" ]; then
   scripts/pg.sh status || started_pg=1
-  admin=$(scripts/pg.sh start)
+  admin=$(scripts/pg.sh start 9>&-) # the cluster outlives this run: no lock for it
   psql -qAtX "$admin" -c "SELECT 1 FROM pg_database WHERE datname = 'checkout'" | grep -q 1 \
     || psql -qX "$admin" -c "CREATE DATABASE checkout" >/dev/null
   DATABASE_URL=$(scripts/dburl.sh "$admin" checkout)
@@ -71,7 +138,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   fi
   export DATABASE_URL
 fi
-"$bin/checkoutd" migrate
+"$bin/checkoutd" migrate 9>&-
 
 # Starts a mock in the background and waits for its "listening on URL" line;
 # sets mock_url. Not run in a subshell, so that pids (what Ctrl-C stops) sees it.
@@ -81,7 +148,7 @@ start_mock() {
   local name=$1; shift
   local log="$var/$name.log"
   : >"$log"
-  "$bin/$name" "$@" >"$log" 2>&1 &
+  "$bin/$name" "$@" >"$log" 2>&1 9>&- &
   pids+=($!)
   for _ in $(seq 100); do
     mock_url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$log" | head -1)
@@ -121,8 +188,24 @@ SQL
 } | write_private "$var/run.env"
 
 user=$(cat /proc/sys/kernel/random/uuid)
-token=$("$bin/checkoutd" token "$user" 86400)
+token=$("$bin/checkoutd" token "$user" 86400 9>&-)
 phone=$(psql -qAtX "$DATABASE_URL" -c "SELECT id FROM items WHERE sku = 'PHN-PRO-256'")
+# The server first; the banner once it answers /healthz (a server that cannot
+# start says why on its stderr, and the run ends without a banner).
+"$bin/checkoutd" 9>&- &
+pids+=($!)
+server=$!
+healthz="http://$LISTEN_ADDR/healthz"
+for i in $(seq 300); do
+  curl -fsS -o /dev/null --max-time 1 "$healthz" 2>/dev/null && break
+  if ! kill -0 "$server" 2>/dev/null; then
+    st=0; wait "$server" || st=$?
+    refuse "checkoutd exited (status $st) before it answered $healthz"
+  fi
+  [ "$i" -lt 300 ] || refuse "checkoutd did not answer $healthz within 30 s"
+  sleep 0.1
+done
+
 cat <<EOF
 
 checkout saga orchestrator on http://$LISTEN_ADDR  (settings: . $var/run.env)
@@ -141,6 +224,4 @@ The item:   curl -s http://$LISTEN_ADDR/v1/items/$phone
 Admin view: curl -s http://$LISTEN_ADDR/v1/admin/orders -H "Authorization: Bearer \$ADMIN_API_KEY"
 
 EOF
-"$bin/checkoutd" &
-pids+=($!)
-wait "${pids[-1]}"
+wait "$server"

@@ -80,10 +80,17 @@ cleanup() {
   [ "$started_bouncer" = 1 ] && scripts/pgbouncer.sh stop
   [ "$started_pg" = 1 ] && scripts/pg.sh stop
 }
-# The chaos suite restarts Postgres once, but only a cluster that is ours.
-# CO_TEST_PG_RESTART= (empty) turns that off, e.g. while others share the cluster.
+# The chaos suite restarts Postgres once, but only a cluster this run started:
+# one that was already running (a `make run` using it, say) is never restarted
+# nor stopped. CO_TEST_PG_RESTART= (empty) turns the restart off in any case.
 if [ -z "${DATABASE_URL:-}" ]; then
-  export CO_TEST_PG_RESTART="${CO_TEST_PG_RESTART-$top/scripts/pg.sh restart >/dev/null}"
+  if [ "$started_pg" = 1 ]; then
+    export CO_TEST_PG_RESTART="${CO_TEST_PG_RESTART-$top/scripts/pg.sh restart >/dev/null}"
+  else
+    export CO_TEST_PG_RESTART=
+    selected chaos && echo "test.sh: the private cluster was already running (not started by" \
+      "this run): the chaos suite will not restart Postgres"
+  fi
   export CO_TEST_PRIVATE_PG=1 # the trust suite checks the cluster's authentication
 fi
 trap cleanup EXIT

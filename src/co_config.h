@@ -46,8 +46,9 @@ typedef struct {
     char *crash_at;            /* CHECKOUTD_CRASH_AT: test-only, abort at this saga step */
 } co_config;
 
-/* Reads the environment. On a missing required secret or a bad value, writes a
- * message to err (never the secret's value) and returns false. */
+/* Reads the environment. When required settings are missing or values are bad,
+ * writes one message naming every one of them to err ("A is required; B must be
+ * ..."; never a secret's value) and returns false; co_config_free still applies. */
 bool co_config_load(co_config *cfg, char *err, unsigned err_len);
 void co_config_free(co_config *cfg);
 

@@ -20,6 +20,7 @@
 
 #include "co_backoff.h"
 #include "co_buf.h"
+#include "co_version.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -47,7 +48,7 @@ struct co_stripe {
     CURL *curl;
     char *api_base;       /* without trailing '/' */
     char *auth_header;    /* "Authorization: Bearer <key>": secret, wiped in co_stripe_free */
-    char *version_header; /* "Stripe-Version: ..." or NULL */
+    char *version_header; /* "Stripe-Version: ...", on every request */
     long backoff_initial_ms;
     long backoff_max_ms;
     int max_retries;
@@ -276,11 +277,14 @@ co_stripe *co_stripe_new(const co_stripe_config *cfg)
     blen = strlen(s->api_base);
     while (blen > 0 && s->api_base[blen - 1] == '/')
         s->api_base[--blen] = '\0';
-    if (cfg->stripe_version != NULL && cfg->stripe_version[0] != '\0') {
-        s->version_header = str_join("Stripe-Version: ", cfg->stripe_version, (char *)NULL);
-        if (s->version_header == NULL)
-            goto fail;
-    }
+    /* Every call names its version: an account's default may be older or newer. */
+    s->version_header = str_join("Stripe-Version: ",
+                                 cfg->stripe_version != NULL && cfg->stripe_version[0] != '\0'
+                                     ? cfg->stripe_version
+                                     : CO_STRIPE_API_VERSION,
+                                 (char *)NULL);
+    if (s->version_header == NULL)
+        goto fail;
     s->backoff_initial_ms = positive_or(cfg->backoff_initial_ms, 250);
     s->backoff_max_ms = positive_or(cfg->backoff_max_ms, 2000);
     s->max_retries = cfg->max_retries < 0 ? 3 : cfg->max_retries;
@@ -306,7 +310,7 @@ co_stripe *co_stripe_new(const co_stripe_config *cfg)
 #else
     curl_easy_setopt(s->curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    curl_easy_setopt(s->curl, CURLOPT_USERAGENT, "checkoutd co_stripe/1");
+    curl_easy_setopt(s->curl, CURLOPT_USERAGENT, "checkoutd/" CO_VERSION);
     curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -534,7 +538,7 @@ static bool build_headers(const co_stripe *s, bool post, const char *idem_key,
     if (!add_header(hdrs, s->auth_header) || !add_header(hdrs, "Accept: application/json") ||
         !add_header(hdrs, "Expect:"))
         return false;
-    if (s->version_header != NULL && !add_header(hdrs, s->version_header))
+    if (!add_header(hdrs, s->version_header))
         return false;
     if (!post)
         return true;

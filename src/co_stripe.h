@@ -29,10 +29,16 @@
 
 typedef struct co_stripe co_stripe;
 
+/* The Stripe API version every call is made in (the Stripe-Version header), the one
+ * the official stripe-node 16.12.0 pins and whose fields we read (latest_charge,
+ * from 2022-11-15 on). Without the header a real account answers in its own default
+ * version, whatever that is. mocks/stripe/ answers in the same version. */
+#define CO_STRIPE_API_VERSION "2024-06-20"
+
 typedef struct {
     const char *api_base;       /* e.g. http://127.0.0.1:12111; a trailing '/' is dropped */
     const char *secret_key;     /* sk_test_...; sent as Authorization: Bearer; never logged */
-    const char *stripe_version; /* Stripe-Version header; NULL or "": not sent */
+    const char *stripe_version; /* Stripe-Version header; NULL or "": CO_STRIPE_API_VERSION */
     long connect_timeout_ms;    /* <=0: 2000 */
     long timeout_ms;            /* whole transfer of one attempt; <=0: 10000 */
     int max_retries;            /* <0: 3 (so up to 4 attempts); 0 disables retries */

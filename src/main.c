@@ -3,6 +3,8 @@
  *   checkoutd                 apply migrations, then serve (SPEC section 5)
  *   checkoutd migrate         apply migrations and exit
  *   checkoutd token SUB [TTL] print a shopper JWT for user SUB (AUTH_JWT_SECRET)
+ *   checkoutd --help          the usage, on stdout; --version the release
+ * Anything else is a usage error: the usage on stderr, exit status 2.
  */
 #include "co_app.h"
 #include "co_db.h"
@@ -11,6 +13,8 @@
 #include "co_migrate.h"
 #include "co_notify.h"
 #include "co_recovery.h"
+#include "co_stripe.h"
+#include "co_version.h"
 
 #include <curl/curl.h>
 #include <signal.h>
@@ -68,7 +72,7 @@ static int cmd_token(int argc, char **argv)
 static int serve(void)
 {
     co_app app;
-    char err[256];
+    char err[2048];
     sigset_t sigs;
     int sig = 0;
     co_http *http;
@@ -141,15 +145,41 @@ fail:
     return 1;
 }
 
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "usage: checkoutd                     apply migrations, then serve\n"
+            "       checkoutd migrate             apply migrations and exit\n"
+            "       checkoutd token USER_UUID [TTL_SECONDS]\n"
+            "                                     print a shopper JWT (AUTH_JWT_SECRET)\n"
+            "       checkoutd --help | --version\n"
+            "\n"
+            "Settings come from the environment (README, Configuration). Required:\n"
+            "DATABASE_URL, STRIPE_WEBHOOK_SECRET (whsec_...), RESTOCK_WEBHOOK_SECRET,\n"
+            "AUTH_JWT_SECRET, ADMIN_API_KEY. Usual: LISTEN_ADDR (127.0.0.1:8080),\n"
+            "STRIPE_API_BASE, STRIPE_SECRET_KEY, NOTIFY_URL, LOG_LEVEL.\n"
+            "Provider calls are made in Stripe API version %s (Stripe-Version).\n",
+            CO_STRIPE_API_VERSION);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+        printf("checkoutd %s (Stripe API %s)\n", CO_VERSION, CO_STRIPE_API_VERSION);
+        return 0;
+    }
     co_log_init();
     if (argc > 1 && strcmp(argv[1], "migrate") == 0)
         return cmd_migrate();
     if (argc > 1 && strcmp(argv[1], "token") == 0)
         return cmd_token(argc, argv);
     if (argc > 1) {
-        fprintf(stderr, "usage: checkoutd [migrate | token USER_UUID [TTL]]\n");
+        fprintf(stderr, "checkoutd: unknown argument '%s'\n", argv[1]);
+        usage(stderr);
         return 2;
     }
     return serve();

@@ -351,7 +351,7 @@ START_TEST(wire_create_form_and_headers)
     /* A trailing slash on the base must not give "//v1". */
     snprintf(base, sizeof base, "%s/", S.base);
     cfg.api_base = base;
-    cfg.stripe_version = "2024-06-20";
+    cfg.stripe_version = "2099-01-01"; /* a configured version wins over the pinned one */
     s = co_stripe_new(&cfg);
     ck_assert_ptr_nonnull(s);
     ck_assert_int_eq(co_stripe_create_intent(s, &p, "idem-1", &r), CO_PAY_OK);
@@ -361,7 +361,7 @@ START_TEST(wire_create_form_and_headers)
     ck_assert(strncmp(S.req[0], "POST /v1/payment_intents HTTP/1.1\r\n", 35) == 0);
     ck_assert_str_eq(req_header(S.req[0], "Authorization"), "Bearer " KEY);
     ck_assert_str_eq(req_header(S.req[0], "Idempotency-Key"), "idem-1");
-    ck_assert_str_eq(req_header(S.req[0], "Stripe-Version"), "2024-06-20");
+    ck_assert_str_eq(req_header(S.req[0], "Stripe-Version"), "2099-01-01");
     ck_assert_str_eq(req_header(S.req[0], "Content-Type"),
                      "application/x-www-form-urlencoded");
     ck_assert_str_eq(req_body(S.req[0]),
@@ -418,6 +418,34 @@ START_TEST(wire_get_after_post_has_no_leftovers)
     ck_assert(strncmp(S.req[2], "POST /v1/payment_intents/pi_123/cancel HTTP", 42) == 0);
     ck_assert_str_eq(req_header(S.req[2], "Idempotency-Key"), "cancel-1");
     ck_assert_str_eq(req_header(S.req[2], "Content-Length"), "0");
+    co_stripe_free(s);
+}
+END_TEST
+
+/* With the default config every call, GET or POST, names the pinned API version: the
+ * one stripe-node 16.12.0 pins, so the answers have the fields we read. */
+START_TEST(wire_every_call_pins_the_version)
+{
+    co_stripe_config cfg = fast_cfg(S.base);
+    co_stripe *s;
+    co_pay_result r;
+    co_pi_create_params p = {.amount = 100, .currency = "usd", .order_id = "o1"};
+
+    ck_assert_str_eq(CO_STRIPE_API_VERSION, "2024-06-20");
+    for (int i = 0; i < 6; i++)
+        srv_add(&S, 200, NULL, PI_JSON);
+    srv_go(&S);
+    s = co_stripe_new(&cfg);
+    ck_assert_int_eq(co_stripe_create_intent(s, &p, "v-1", &r), CO_PAY_OK);
+    ck_assert_int_eq(co_stripe_retrieve_intent(s, "pi_123", &r), CO_PAY_OK);
+    ck_assert_int_eq(co_stripe_capture(s, "pi_123", 100, "v-2", &r), CO_PAY_OK);
+    ck_assert_int_eq(co_stripe_cancel(s, "pi_123", "v-3", &r), CO_PAY_OK);
+    ck_assert_int_eq(co_stripe_retrieve_charge(s, "ch_1", &r), CO_PAY_OK);
+    ck_assert_int_eq(co_stripe_refund(s, "pi_123", 100, "v-4", &r), CO_PAY_OK);
+    srv_finish(&S);
+    ck_assert_int_eq(S.n_req, 6);
+    for (int i = 0; i < S.n_req; i++)
+        ck_assert_str_eq(req_header(S.req[i], "Stripe-Version"), "2024-06-20");
     co_stripe_free(s);
 }
 END_TEST
@@ -1075,6 +1103,44 @@ START_TEST(mock_wrong_key_rejected_once)
 }
 END_TEST
 
+/* The mock answers in the pinned version (its Stripe-Version header) and refuses a
+ * version it cannot be, as Stripe refuses an invalid one: 400, nothing created. */
+START_TEST(mock_version_pinned_and_checked)
+{
+    static const char *const bad[] = {"2024-6-20", "latest", "2023-10-16"};
+    char url[512];
+    co_http_resp resp;
+    const char *hdrs[] = {"Authorization: Bearer " KEY, NULL};
+    char version[64];
+    co_pay_result r;
+    co_pi_create_params p = {.amount = 100, .currency = "usd", .order_id = "o"};
+
+    /* No Stripe-Version sent: the mock behaves as, and says it is, the pinned version. */
+    snprintf(url, sizeof url, "%s/v1/payment_intents", M.url);
+    ck_assert(co_http("GET", url, hdrs, NULL, 0, &resp));
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert(co_http_header(&resp, "Stripe-Version", version, sizeof version));
+    ck_assert_str_eq(version, "2024-06-20");
+    co_http_resp_free(&resp);
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        co_stripe_config cfg = fast_cfg(M.url);
+        co_stripe *other;
+        char want[96];
+
+        cfg.stripe_version = bad[i];
+        other = co_stripe_new(&cfg);
+        ck_assert_int_eq(co_stripe_create_intent(other, &p, "kv", &r), CO_PAY_REJECTED);
+        ck_assert_int_eq(r.http_status, 400);
+        ck_assert_int_eq(r.attempts, 1);
+        snprintf(want, sizeof want, "Invalid Stripe API version: %s", bad[i]);
+        ck_assert_msg(strncmp(r.message, want, strlen(want)) == 0, "%s", r.message);
+        co_stripe_free(other);
+    }
+    ck_assert_uint_eq(mock_pi_count(), 0);
+}
+END_TEST
+
 START_TEST(mock_500_once_then_ok)
 {
     co_pay_result r, c;
@@ -1238,6 +1304,7 @@ static Suite *stripe_suite(void)
     tcase_add_checked_fixture(wire, unit_setup, unit_teardown);
     tcase_add_test(wire, wire_create_form_and_headers);
     tcase_add_test(wire, wire_get_after_post_has_no_leftovers);
+    tcase_add_test(wire, wire_every_call_pins_the_version);
     tcase_add_test(wire, wire_refund_form);
     tcase_add_test(wire, wire_retry_resends_same_key_and_body);
     tcase_add_test(wire, wire_create_retry_same_body);
@@ -1269,6 +1336,7 @@ static Suite *stripe_suite(void)
     tcase_add_test(mock, mock_refund_full_then_again);
     tcase_add_test(mock, mock_refund_partial);
     tcase_add_test(mock, mock_wrong_key_rejected_once);
+    tcase_add_test(mock, mock_version_pinned_and_checked);
     tcase_add_test(mock, mock_500_once_then_ok);
     tcase_add_test(mock, mock_500_always_unavailable);
     tcase_add_test(mock, mock_drop_response_captures_once);

@@ -255,26 +255,73 @@ static long long charge_refunded(const ms_pi *pi)
     return 0;
 }
 
+/* Where a charge's card came from: the card part of its payment method as Stripe puts
+ * it under payment_method_details (no CVC or address is taken, so no check ran). */
+static json_t *charge_pm_details(const ms_pi *pi)
+{
+    json_t *pm, *card, *details;
+
+    if (pi->ch_pm == NULL)
+        return json_null();
+    pm = ms_pm_json(pi->ch_pm, pi->ch_created);
+    card = json_deep_copy(json_object_get(pm, "card"));
+    json_decref(pm);
+    if (card == NULL)
+        mh_oom();
+    ms_jset(card, "amount_authorized", pi->ch_ok ? json_integer(pi->amount) : NULL);
+    ms_jset(card, "authorization_code", NULL);
+    ms_jset(card, "checks", json_pack("{s:n, s:n, s:n}", "address_line1_check",
+                                      "address_postal_code_check", "cvc_check"));
+    ms_jset(card, "installments", NULL);
+    ms_jset(card, "mandate", NULL);
+    ms_jset(card, "network", json_incref(json_object_get(card, "brand")));
+    ms_jset(card, "three_d_secure", NULL);
+    ms_jset(card, "wallet", NULL);
+    details = json_object();
+    ms_jset(details, "card", card);
+    ms_jset(details, "type", json_string("card"));
+    return details;
+}
+
+/* A charge as API version MS_API_VERSION renders it: every field its schema requires
+ * (tests/sdk/stripe_required.json), null where Stripe sends null for a card charge
+ * made through a PaymentIntent without a customer, Connect or invoice. */
 json_t *ms_charge_json(const ms_pi *pi)
 {
     json_t *o = json_object();
     bool captured = pi->ch_ok && pi->status == ST_SUCCEEDED;
     long long refunded = charge_refunded(pi);
+    char url[128];
 
+    snprintf(url, sizeof url, "https://pay.stripe.com/receipts/payment/%s", pi->ch_id);
     ms_jset(o, "id", json_string(pi->ch_id));
     ms_jset(o, "object", json_string("charge"));
     ms_jset(o, "amount", json_integer(pi->amount));
     ms_jset(o, "amount_captured", json_integer(captured ? pi->received : 0));
     ms_jset(o, "amount_refunded", json_integer(refunded));
+    ms_jset(o, "application", NULL);
+    ms_jset(o, "application_fee", NULL);
+    ms_jset(o, "application_fee_amount", NULL);
     ms_jset(o, "balance_transaction", NULL);
+    ms_jset(o, "billing_details",
+            json_pack("{s:{s:n, s:n, s:n, s:n, s:n, s:n}, s:n, s:n, s:n}", "address", "city",
+                      "country", "line1", "line2", "postal_code", "state", "email", "name",
+                      "phone"));
+    ms_jset(o, "calculated_statement_descriptor", pi->ch_ok ? json_string("MOCK-STRIPE") : NULL);
     ms_jset(o, "captured", json_boolean(captured));
     ms_jset(o, "created", json_integer(pi->ch_created));
     ms_jset(o, "currency", json_string(pi->currency));
+    ms_jset(o, "customer", NULL);
     ms_jset(o, "description", ms_jstr_opt(pi->description));
+    ms_jset(o, "disputed", json_false());
+    ms_jset(o, "failure_balance_transaction", NULL);
     ms_jset(o, "failure_code", pi->ch_ok ? NULL : ms_jstr_opt(pi->err.code));
     ms_jset(o, "failure_message", pi->ch_ok ? NULL : ms_jstr_opt(pi->err.msg));
+    ms_jset(o, "fraud_details", json_object());
+    ms_jset(o, "invoice", NULL);
     ms_jset(o, "livemode", json_false());
     ms_jset(o, "metadata", ms_meta_json(&pi->meta));
+    ms_jset(o, "on_behalf_of", NULL);
     ms_jset(o, "outcome",
             pi->ch_ok ? json_pack("{s:s, s:n, s:s, s:s, s:s}", "network_status",
                                   "approved_by_network", "reason", "risk_level", "normal",
@@ -287,9 +334,20 @@ json_t *ms_charge_json(const ms_pi *pi)
     ms_jset(o, "paid", json_boolean(pi->ch_ok));
     ms_jset(o, "payment_intent", json_string(pi->id));
     ms_jset(o, "payment_method", ms_jstr_opt(pi->ch_pm));
+    ms_jset(o, "payment_method_details", charge_pm_details(pi));
     ms_jset(o, "receipt_email", ms_jstr_opt(pi->receipt_email));
+    ms_jset(o, "receipt_number", NULL);
+    ms_jset(o, "receipt_url", pi->ch_ok ? json_string(url) : NULL);
     ms_jset(o, "refunded", json_boolean(pi->ch_ok && refunded == pi->amount));
+    ms_jset(o, "review", NULL);
+    ms_jset(o, "shipping", NULL);
+    ms_jset(o, "source", NULL);
+    ms_jset(o, "source_transfer", NULL);
+    ms_jset(o, "statement_descriptor", NULL);
+    ms_jset(o, "statement_descriptor_suffix", NULL);
     ms_jset(o, "status", json_string(pi->ch_ok ? "succeeded" : "failed"));
+    ms_jset(o, "transfer_data", NULL);
+    ms_jset(o, "transfer_group", NULL);
     return o;
 }
 

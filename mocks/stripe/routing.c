@@ -234,7 +234,7 @@ static enum MHD_Result handle_api(ms_req *rq, const mh_conn *cx, ms_resp *r, cha
         goto out;
     }
     ms_sleep_ms(g_cfg.latency_ms);     /* every /v1 answer, errors too, as over a real WAN */
-    if (!auth_check(rq, r))
+    if (!auth_check(rq, r) || !ms_version_check(rq, r))
         goto out;
     routed = route_api(rq->method, path, &rt);
     faulted = ms_fault_take(rq->method, rq->path, &fault);

@@ -26,6 +26,7 @@
  *   pi_transitions.c   confirm (and 3-D Secure), capture, cancel
  *   refunds.c          refunds, and charges (retrieve)
  *   routing.c          routing, auth, the request pipeline, HTTP glue
+ *   version.c          the Stripe-Version header: the one version the mock renders
  *   main.c             flags, environment, start-up and shutdown
  *
  * Threading: libmicrohttpd runs a thread per connection, so --latency-ms and the
@@ -52,6 +53,7 @@
 #include <stddef.h>
 #include <time.h>
 
+/* The one API version the mock renders (version.c); checkoutd pins the same one. */
 #define MS_API_VERSION "2024-06-20"
 #define MS_BODY_MAX (64 * 1024)     /* larger request bodies get 413 */
 #define MS_ID_MAX 48                /* our ids: "prefix_" + 24 characters */
@@ -427,6 +429,12 @@ void ms_h_refund_create(ms_req *rq, const char *id, ms_resp *r);
 void ms_h_refund_retrieve(ms_req *rq, const char *id, ms_resp *r);
 void ms_h_refund_list(ms_req *rq, const char *id, ms_resp *r);
 void ms_h_charge_retrieve(ms_req *rq, const char *id, ms_resp *r);
+
+/* ================================================================ version.c */
+
+/* True when the request's Stripe-Version is absent or MS_API_VERSION; else fills r with
+ * Stripe's 400 for an invalid version. */
+bool ms_version_check(const ms_req *rq, ms_resp *r);
 
 /* ================================================================ routing.c */
 

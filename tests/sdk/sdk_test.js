@@ -512,3 +512,144 @@ test('stats count what took effect', async () => {
   }
   assert.ok(s.payment_intents > 0 && s.captured > 0 && s.canceled > 0 && s.refunds > 0);
 });
+
+// ---- the wire contract: one API version, and the spec's required fields ----
+
+// The raw answer of the mock (no SDK in between): status, headers, parsed body.
+async function raw(method, path, { form, version, key = 'sk_test_123' } = {}) {
+  const headers = { authorization: `Bearer ${key}` };
+  if (version !== undefined) headers['stripe-version'] = version;
+  if (form) headers['content-type'] = 'application/x-www-form-urlencoded';
+  const res = await fetch(MOCK.origin + path, {
+    method, headers, body: form ? new URLSearchParams(form).toString() : undefined,
+  });
+  return { status: res.status, headers: res.headers, body: await res.json() };
+}
+
+test('answers in the version the SDK pins, and refuses one it cannot be', async () => {
+  const pinned = require('./stripe_required.json').api_version;
+  assert.equal(pinned, '2024-06-20');
+  // The SDK sends its pinned version; the mock says it answered in it.
+  const pi = await authorize();
+  assert.equal(pi.lastResponse.headers['stripe-version'], pinned);
+  // No header: the pinned version (as an account's default would be).
+  const bare = await raw('GET', '/v1/payment_intents?limit=1');
+  assert.equal(bare.status, 200);
+  assert.equal(bare.headers.get('stripe-version'), pinned);
+  // Malformed or another version: Stripe's 400, nothing applied.
+  const before = (await raw('GET', '/v1/payment_intents?limit=100')).body.data.length;
+  for (const v of ['2024-6-20', 'latest', '2023-10-16', '2024-09-30.acacia']) {
+    const r = await raw('POST', '/v1/payment_intents', {
+      version: v, form: { amount: '100', currency: 'usd' },
+    });
+    assert.equal(r.status, 400, v);
+    assert.equal(r.body.error.type, 'invalid_request_error');
+    assert.ok(r.body.error.message.startsWith(`Invalid Stripe API version: ${v}`), r.body.error.message);
+  }
+  assert.equal((await raw('GET', '/v1/payment_intents?limit=100')).body.data.length, before);
+  // The SDK configured with another version gets the same refusal.
+  const other = client('sk_test_123', { apiVersion: '2023-10-16', maxNetworkRetries: 0 });
+  await assert.rejects(other.paymentIntents.retrieve(pi.id), {
+    type: 'StripeInvalidRequestError', statusCode: 400,
+  });
+});
+
+test('stripe_required.json is what the pinned SDK\'s typings say', () => {
+  const { extract } = require('./required_fields.js');
+  assert.deepEqual(require('./stripe_required.json'), extract());
+});
+
+const REQUIRED = require('./stripe_required.json').objects;
+
+function jsonType(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v; // string, number, boolean, object
+}
+
+// Every required field of `kind` is in obj with an allowed type; then the nested objects
+// listed for it ("charge.outcome", ...) when they are present and not null.
+function checkRequired(kind, obj, where) {
+  const spec = REQUIRED[kind];
+  assert.ok(spec, `no required list for ${kind}`);
+  assert.equal(jsonType(obj), 'object', `${where}: not an object`);
+  for (const [field, types] of Object.entries(spec)) {
+    assert.ok(Object.hasOwn(obj, field), `${where}: required field ${field} missing`);
+    assert.ok(types.includes(jsonType(obj[field])),
+      `${where}.${field}: ${jsonType(obj[field])}, the spec allows ${types.join('|')}`);
+  }
+  for (const nested of Object.keys(REQUIRED)) {
+    if (!nested.startsWith(`${kind}.`) || nested.slice(kind.length + 1).includes('.')) continue;
+    const field = nested.slice(kind.length + 1);
+    if (obj[field] !== null && obj[field] !== undefined)
+      checkRequired(nested, obj[field], `${where}.${field}`);
+  }
+}
+
+test('every object the mock answers carries the spec\'s required fields, typed', async () => {
+  const form = (extra) => ({ amount: '1000', currency: 'usd', 'payment_method_types[0]': 'card',
+    capture_method: 'manual', confirm: 'true', payment_method: 'pm_card_visa',
+    'metadata[order_id]': 'ord_req', ...extra });
+  const seen = new Set();
+  const check = (kind, obj, where) => { checkRequired(kind, obj, where); seen.add(kind); };
+
+  // PaymentIntents in each shape: authorized, captured, 3-D Secure, declined, canceled.
+  const auth = await raw('POST', '/v1/payment_intents', { form: form() });
+  assert.equal(auth.status, 200);
+  check('payment_intent', auth.body, 'authorized');
+  const cap = await raw('POST', `/v1/payment_intents/${auth.body.id}/capture`, { form: {} });
+  check('payment_intent', cap.body, 'captured');
+  const tds = await raw('POST', '/v1/payment_intents',
+    { form: form({ payment_method: 'pm_card_authenticationRequired' }) });
+  assert.equal(tds.body.status, 'requires_action');
+  check('payment_intent', tds.body, 'requires_action');
+  const declined = await raw('POST', '/v1/payment_intents',
+    { form: form({ payment_method: 'pm_card_visa_chargeDeclinedInsufficientFunds' }) });
+  assert.equal(declined.status, 402);
+  check('error', declined.body.error, 'decline error');
+  check('payment_intent', declined.body.error.payment_intent, 'decline error.payment_intent');
+  const failedPi = await raw('GET', `/v1/payment_intents/${declined.body.error.payment_intent.id}`);
+  check('error', failedPi.body.last_payment_error, 'last_payment_error');
+  const voided = await raw('POST', '/v1/payment_intents', { form: form() });
+  const canceled = await raw('POST', `/v1/payment_intents/${voided.body.id}/cancel`, { form: {} });
+  check('payment_intent', canceled.body, 'canceled');
+
+  // Charges: captured, failed, voided.
+  for (const [what, pi] of [['captured', cap.body], ['voided', canceled.body]]) {
+    const ch = await raw('GET', `/v1/charges/${pi.latest_charge}`);
+    assert.equal(ch.status, 200);
+    check('charge', ch.body, `charge (${what})`);
+    assert.equal(ch.body.object, 'charge');
+  }
+  const failedCh = await raw('GET', `/v1/charges/${declined.body.error.charge}`);
+  check('charge', failedCh.body, 'charge (failed)');
+  assert.equal(failedCh.body.status, 'failed');
+
+  // Refunds, and lists of each.
+  const refund = await raw('POST', '/v1/refunds', { form: { payment_intent: cap.body.id, amount: '300' } });
+  assert.equal(refund.status, 200);
+  check('refund', refund.body, 'refund');
+  for (const [path, kind] of [['/v1/payment_intents?limit=3', 'payment_intent'], ['/v1/refunds?limit=3', 'refund']]) {
+    const page = await raw('GET', path);
+    check('list', page.body, path);
+    assert.ok(page.body.data.length > 0);
+    for (const item of page.body.data) check(kind, item, `${path} item`);
+  }
+
+  // Other errors: unknown object, bad key, bad version.
+  check('error', (await raw('GET', '/v1/payment_intents/pi_nope')).body.error, '404');
+  check('error', (await raw('GET', '/v1/payment_intents', { key: 'sk_live_x' })).body.error, '401');
+  check('error', (await raw('GET', '/v1/payment_intents', { version: 'x' })).body.error, 'version');
+
+  // Events, as delivered (raw bodies; the signature checked by the SDK).
+  const events = await eventually(async () => {
+    const evs = (await receivedEvents()).filter((e) => e.data.object.id === cap.body.id);
+    return evs.length >= 2 ? evs : null;
+  }, 'the captured intent\'s events');
+  for (const e of events) {
+    check('event', e, `event ${e.type}`);
+    assert.equal(e.api_version, '2024-06-20');
+    check('payment_intent', e.data.object, `event ${e.type} data.object`);
+  }
+  assert.deepEqual([...seen].sort(), ['charge', 'error', 'event', 'list', 'payment_intent', 'refund']);
+});
