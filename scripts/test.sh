@@ -4,7 +4,8 @@
 #
 #   scripts/test.sh            every suite (PGBOUNCER=1: through pgbouncer)
 #   scripts/test.sh NAME...    only build/san/tests/test_NAME (unit/DIR/NAME for
-#                              build/san/tests/unit/DIR/test_NAME, sdk and openapi for
+#                              build/san/tests/unit/DIR/test_NAME, pgbouncer for
+#                              checkout and indoubt through pgbouncer, sdk and openapi for
 #                              the Node suites, style for scripts/style.sh, fuzz for a
 #                              short smoke of each libFuzzer target: fuzz/run.sh)
 #
@@ -132,5 +133,14 @@ if [ -x tests/openapi/run.sh ] && selected openapi; then
   t0=$(date +%s)
   if tests/openapi/run.sh; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(openapi); fi
   echo "--- openapi: $(( $(date +%s) - t0 ))s"
+fi
+# The smoke of make test-pgbouncer: two suites again with every connection
+# through pgbouncer (transaction pooling). Last, since it rebuilds the template.
+if [ "${PGBOUNCER:-0}" != 1 ] && [ -z "${DATABASE_URL:-}" ] && selected pgbouncer; then
+  echo "=== pgbouncer"
+  t0=$(date +%s)
+  if PGBOUNCER=1 scripts/test.sh checkout indoubt; then passed=$((passed+1))
+  else failed=$((failed+1)); failed_names+=(pgbouncer); fi
+  echo "--- pgbouncer: $(( $(date +%s) - t0 ))s"
 fi
 summary
