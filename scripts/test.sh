@@ -5,7 +5,8 @@
 #   scripts/test.sh            every suite
 #   scripts/test.sh NAME...    only build/san/tests/test_NAME (unit/DIR/NAME for
 #                              build/san/tests/unit/DIR/test_NAME, sdk for the Node
-#                              suite, style for scripts/style.sh, fuzz for a
+#                              suite, pages for the headless-Chromium one
+#                              (tests/pages), style for scripts/style.sh, fuzz for a
 #                              short smoke of each libFuzzer target: fuzz/run.sh)
 #
 # The format check (scripts/style.sh) runs first as the suite "style"; when it
@@ -104,5 +105,11 @@ done
 if [ -x tests/sdk/run.sh ] && selected sdk; then
   echo "=== sdk"
   if tests/sdk/run.sh; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(sdk); fi
+fi
+if [ -x tests/pages/run.sh ] && selected pages; then
+  echo "=== pages"
+  t0=$(date +%s)
+  if tests/pages/run.sh; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(pages); fi
+  echo "--- pages: $(( $(date +%s) - t0 ))s"
 fi
 summary
