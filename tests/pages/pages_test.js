@@ -138,6 +138,7 @@ async function outcome(page, phone) {
 
 test('storefront: two phones, one unit, one confirmation and one out of stock', async () => {
   const { page, problems } = await openPage();
+  await page.setViewport({ width: 960, height: 720 });
   await page.goto(SHOP, { waitUntil: 'domcontentloaded' });
   await page.waitForSelector('body[data-ready="true"]', { timeout: 20000 });
   const csp = (await fetch(SHOP + '/')).headers.get('content-security-policy');

@@ -107,6 +107,7 @@
       await Promise.all([buy(phones.a), buy(phones.b)]);
     } finally {
       btn.disabled = false;
+      document.getElementById('drop-info').textContent = raceItem.sku + ': sold';
       refreshStock();
     }
   }
