@@ -45,7 +45,7 @@ static long call(const char *method, const char *path, const char *bearer, const
 START_TEST(page_and_overview_need_the_admin_key)
 {
     co_http_resp r = {0};
-    char ok[256], wrong[256], bearer[256], hdr[512], user[37];
+    char ok[512], wrong[512], bearer[256], hdr[512], user[37];
     char *tok;
 
     basic(ok, sizeof ok, "admin", CO_TEST_ADMIN_KEY);
