@@ -1,4 +1,4 @@
-/* The operators' overview (sql/0013_admin_overview.sql co_admin_overview). */
+/* The operators' overview (sql/0016_admin_overview.sql co_admin_overview). */
 #include "store_internal.h"
 
 #include <stdio.h>
