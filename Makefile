@@ -49,8 +49,11 @@ LDLIBS  += $(PKG_LIBS) -lm
 # Everything in src/, states/ and webhooks/ except the server's main() is the
 # core library that the server, the mocks and the tests link.
 CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c src/log/*.c states/*.c webhooks/*.c))
-CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/sql_embed.o
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/sql_embed.o $(BUILD)/gen/web_embed.o
 SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
+# The web pages (web/admin/: checkoutd's /admin; web/shop/: mock-shop's storefront),
+# compiled in like the migrations.
+WEB_FILES := $(sort $(wildcard web/*/*))
 CORE_LIB  := $(BUILD)/libco.a
 
 # Each folder of mocks/ but common/ is one mock (mocks/stripe/ -> bin/mock-stripe), built
@@ -99,6 +102,10 @@ $(BUILD)/%.o: %.c
 $(BUILD)/gen/sql_embed.c: $(SQL_FILES) scripts/embed_sql.sh
 	@mkdir -p $(dir $@)
 	scripts/embed_sql.sh $@ $(SQL_FILES)
+
+$(BUILD)/gen/web_embed.c: $(WEB_FILES) scripts/embed_web.sh
+	@mkdir -p $(dir $@)
+	scripts/embed_web.sh $@ $(WEB_FILES)
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	@echo "  CC $<"; $(CC) $(CFLAGS) $(INCLUDES) -c $< -o $@

@@ -123,6 +123,13 @@ export AUTH_JWT_SECRET=${AUTH_JWT_SECRET:-$GEN_AUTH_JWT_SECRET}
 export ADMIN_API_KEY=${ADMIN_API_KEY:-$GEN_ADMIN_API_KEY}
 export NOTIFY_SECRET=${NOTIFY_SECRET:-$GEN_NOTIFY_SECRET}
 export STRIPE_SECRET_KEY=${STRIPE_SECRET_KEY:-sk_test_checkout_local}
+# The key a shopper's app (and the demo storefront) confirms payments with at the
+# provider; public by design. The local mock accepts only this one.
+export STRIPE_PUBLISHABLE_KEY=${STRIPE_PUBLISHABLE_KEY:-pk_test_checkout_local}
+# The demo shop (bin/mock-shop): beside the API's default port, else on a free one.
+if [ "$LISTEN_ADDR" = 127.0.0.1:8080 ]; then shop_default=127.0.0.1:8081
+else shop_default=127.0.0.1:0; fi
+export SHOP_LISTEN_ADDR=${SHOP_LISTEN_ADDR:-$shop_default}
 
 if [ -z "${DATABASE_URL:-}" ]; then
   scripts/pg.sh status || started_pg=1
@@ -160,13 +167,22 @@ start_mock() {
 }
 
 if [ -z "${STRIPE_API_BASE:-}" ]; then
-  MOCK_STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET \
+  MOCK_STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET MOCK_STRIPE_PUBLISHABLE_KEY=$STRIPE_PUBLISHABLE_KEY \
     start_mock mock-stripe --listen 127.0.0.1:0 --webhook-url "http://$LISTEN_ADDR/webhooks/stripe"
   export STRIPE_API_BASE=$mock_url
 fi
 if [ -z "${NOTIFY_URL:-}" ] && [ -x "$bin/mock-notify" ]; then
   MOCK_NOTIFY_SECRET=$NOTIFY_SECRET start_mock mock-notify --listen 127.0.0.1:0
   export NOTIFY_URL="$mock_url/notify"
+fi
+# The demo shop's backend: serves the storefront, signs its shoppers' tokens with
+# AUTH_JWT_SECRET, passes their calls to checkoutd (mocks/shop/shop.c).
+shop_url=
+if [ -x "$bin/mock-shop" ]; then
+  MOCK_SHOP_LISTEN=$SHOP_LISTEN_ADDR MOCK_SHOP_API_URL="http://$LISTEN_ADDR" \
+  MOCK_SHOP_STRIPE_URL=$STRIPE_API_BASE MOCK_SHOP_PUBLISHABLE_KEY=$STRIPE_PUBLISHABLE_KEY \
+    start_mock mock-shop
+  shop_url=$mock_url
 fi
 
 # The demo catalogue (skipped when the skus exist).
@@ -180,11 +196,13 @@ SQL
 
 {
   for v in DATABASE_URL LISTEN_ADDR STRIPE_API_BASE STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET \
-           RESTOCK_WEBHOOK_SECRET AUTH_JWT_SECRET ADMIN_API_KEY NOTIFY_URL NOTIFY_SECRET; do
+           RESTOCK_WEBHOOK_SECRET AUTH_JWT_SECRET ADMIN_API_KEY NOTIFY_URL NOTIFY_SECRET \
+           STRIPE_PUBLISHABLE_KEY; do
     printf '%s=%q\n' "$v" "${!v:-}"
   done
   [ -n "${RESERVATION_TTL_SECONDS:-}" ] && printf 'RESERVATION_TTL_SECONDS=%q\n' "$RESERVATION_TTL_SECONDS"
-  echo "export DATABASE_URL LISTEN_ADDR STRIPE_API_BASE STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET RESTOCK_WEBHOOK_SECRET AUTH_JWT_SECRET ADMIN_API_KEY NOTIFY_URL NOTIFY_SECRET RESERVATION_TTL_SECONDS"
+  [ -n "$shop_url" ] && printf 'SHOP_URL=%q\n' "$shop_url"
+  echo "export DATABASE_URL LISTEN_ADDR STRIPE_API_BASE STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET RESTOCK_WEBHOOK_SECRET AUTH_JWT_SECRET ADMIN_API_KEY NOTIFY_URL NOTIFY_SECRET RESERVATION_TTL_SECONDS STRIPE_PUBLISHABLE_KEY SHOP_URL"
 } | write_private "$var/run.env"
 
 user=$(cat /proc/sys/kernel/random/uuid)
@@ -222,6 +240,8 @@ Buy the last Phone Pro (server-confirmed card payment):
 
 The item:   curl -s http://$LISTEN_ADDR/v1/items/$phone
 Admin view: curl -s http://$LISTEN_ADDR/v1/admin/orders -H "Authorization: Bearer \$ADMIN_API_KEY"
+Admin page: http://$LISTEN_ADDR/admin  (user admin, password: ADMIN_API_KEY from $var/run.env)
+Storefront: ${shop_url:-not started (no $bin/mock-shop)}  (two phones race for one unit; one pays in the app)
 
 EOF
 wait "$server"

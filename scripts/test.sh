@@ -6,7 +6,8 @@
 #   scripts/test.sh NAME...    only build/san/tests/test_NAME (unit/DIR/NAME for
 #                              build/san/tests/unit/DIR/test_NAME, pgbouncer for
 #                              checkout and indoubt through pgbouncer, sdk and openapi for
-#                              the Node suites, style for scripts/style.sh, fuzz for a
+#                              the Node suites, pages for the headless-Chromium one
+#                              (tests/pages), style for scripts/style.sh, fuzz for a
 #                              short smoke of each libFuzzer target: fuzz/run.sh)
 #
 # The format check (scripts/style.sh) runs first as the suite "style"; when it
@@ -133,6 +134,12 @@ if [ -x tests/openapi/run.sh ] && selected openapi; then
   t0=$(date +%s)
   if tests/openapi/run.sh; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(openapi); fi
   echo "--- openapi: $(( $(date +%s) - t0 ))s"
+fi
+if [ -x tests/pages/run.sh ] && selected pages; then
+  echo "=== pages"
+  t0=$(date +%s)
+  if tests/pages/run.sh; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=(pages); fi
+  echo "--- pages: $(( $(date +%s) - t0 ))s"
 fi
 # The smoke of make test-pgbouncer: two suites again with every connection
 # through pgbouncer (transaction pooling). Last, since it rebuilds the template.

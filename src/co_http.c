@@ -184,6 +184,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, conn_ctx *x)
         snprintf(secs, sizeof secs, "%u", resp->retry_after);
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
     }
+    for (const char *const *h = resp->headers; h != NULL && h[0] != NULL; h += 2)
+        MHD_add_response_header(r, h[0], h[1]);
     if (resp->status == 405 && x->allow[0] != '\0')
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, x->allow);
     if (x->close)

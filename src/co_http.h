@@ -42,6 +42,7 @@ typedef struct {
     const char *content_type;
     bool replayed;          /* adds Idempotent-Replayed: true */
     unsigned retry_after;   /* > 0: adds Retry-After: <seconds> (429, 503) */
+    const char *const *headers; /* more headers: name, value, ..., NULL (static strings) */
 } co_resp;
 
 typedef void (*co_handler)(co_worker *w, const co_req *req, co_resp *resp);

@@ -91,6 +91,10 @@ co_store_rc co_store_orders_page(co_db *db, const char *status, int limit,
                                  const char *starting_after, char **json,
                                  co_store_refusal *refusal);
 
+/* The admin page's overview (co_admin_overview) into *json (malloc'd): the orders
+ * with the latest activity, items by sku, the newest webhooks and notifications. */
+co_store_rc co_store_admin_overview(co_db *db, int orders, int items, int events, char **json);
+
 /* ---------------------------------------------------------- outbox */
 
 typedef struct {

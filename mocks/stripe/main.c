@@ -18,7 +18,7 @@ static void usage(FILE *out)
 {
     fputs("usage: mock-stripe [--listen HOST:PORT] [--webhook-url URL]\n"
           "                   [--webhook-secret whsec_...] [--latency-ms N]\n"
-          "                   [--api-key sk_test_...]\n"
+          "                   [--api-key sk_test_...] [--publishable-key pk_test_...]\n"
           "                   [--webhook-max-attempts N] [--webhook-threads N]\n"
           "                   [--webhook-history N] [--max-idempotency-keys N] [--verbose]\n"
           "\n"
@@ -27,6 +27,8 @@ static void usage(FILE *out)
           "MOCK_STRIPE_LISTEN (default 127.0.0.1:12111; port 0 picks a free port),\n"
           "MOCK_STRIPE_WEBHOOK_URL, MOCK_STRIPE_WEBHOOK_SECRET, MOCK_STRIPE_LATENCY_MS,\n"
           "MOCK_STRIPE_API_KEY (default: any sk_test_ key),\n"
+          "MOCK_STRIPE_PUBLISHABLE_KEY (default: any pk_test_ key; it may only retrieve\n"
+          "and confirm a PaymentIntent with its client_secret, as Stripe.js does),\n"
           "MOCK_STRIPE_WEBHOOK_MAX_ATTEMPTS (8),\n"
           "MOCK_STRIPE_VERBOSE=1.\n"
           "Test endpoints: GET /_mock/stats, GET|POST|DELETE /_mock/faults, GET|DELETE\n"
@@ -58,6 +60,7 @@ static bool parse_args(int argc, char **argv)
         {"webhook-secret", required_argument, NULL, 's'},
         {"latency-ms", required_argument, NULL, 'L'},
         {"api-key", required_argument, NULL, 'k'},
+        {"publishable-key", required_argument, NULL, 'p'},
         {"webhook-max-attempts", required_argument, NULL, 'A'},
         {"webhook-threads", required_argument, NULL, 'T'},
         {"webhook-history", required_argument, NULL, 'H'},
@@ -72,6 +75,7 @@ static bool parse_args(int argc, char **argv)
     g_cfg.webhook_url = mh_env_or("MOCK_STRIPE_WEBHOOK_URL", NULL);
     g_cfg.webhook_secret = mh_env_or("MOCK_STRIPE_WEBHOOK_SECRET", NULL);
     g_cfg.api_key = mh_env_or("MOCK_STRIPE_API_KEY", NULL);
+    g_cfg.publishable_key = mh_env_or("MOCK_STRIPE_PUBLISHABLE_KEY", NULL);
     g_cfg.verbose = verbose != NULL && strcmp(verbose, "1") == 0;
     if (!parse_long("MOCK_STRIPE_LATENCY_MS", getenv("MOCK_STRIPE_LATENCY_MS"), 0, 600000,
                     &g_cfg.latency_ms) ||
@@ -92,6 +96,7 @@ static bool parse_args(int argc, char **argv)
             mh_warn_secret_flag("--webhook-secret", "MOCK_STRIPE_WEBHOOK_SECRET");
             break;
         case 'k': g_cfg.api_key = optarg; break;
+        case 'p': g_cfg.publishable_key = optarg; break;
         case 'v': g_cfg.verbose = true; break;
         case 'L': ok = parse_long("--latency-ms", optarg, 0, 600000, &g_cfg.latency_ms); break;
         case 'A':
@@ -121,6 +126,10 @@ static bool parse_args(int argc, char **argv)
     }
     if (g_cfg.api_key != NULL && strncmp(g_cfg.api_key, "sk_test_", 8) != 0) {
         fputs("mock-stripe: --api-key must start with sk_test_\n", stderr);
+        return false;
+    }
+    if (g_cfg.publishable_key != NULL && strncmp(g_cfg.publishable_key, "pk_test_", 8) != 0) {
+        fputs("mock-stripe: --publishable-key must start with pk_test_\n", stderr);
         return false;
     }
     return true;

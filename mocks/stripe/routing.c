@@ -1,4 +1,4 @@
-/* mock-stripe's request handling: the /v1 routes, API-key auth, the pipeline every /v1
+/* mock-stripe's request handling: the /v1 routes, the pipeline every /v1
  * request runs (latency, faults, parameters, idempotency, handler, webhooks), and the
  * glue to libmicrohttpd. */
 #include "stripe.h"
@@ -79,85 +79,6 @@ static bool route_api(const char *method, char *path, ms_route *rt)
 
 /* ================================================================ HTTP glue */
 
-static char *b64_decode(const char *in, size_t *outlen)
-{
-    size_t n = strlen(in), o = 0;
-    char *out = mh_xmalloc(n / 4 * 3 + 4);
-    unsigned acc = 0;
-    int bits = 0;
-
-    for (size_t i = 0; i < n && in[i] != '='; i++) {
-        const char *tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        const char *pos = strchr(tbl, in[i]);
-
-        if (pos == NULL || in[i] == '\0') {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (unsigned)(pos - tbl);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (char)((acc >> bits) & 0xFF);
-        }
-    }
-    out[o] = '\0';
-    *outlen = o;
-    return out;
-}
-
-/* "sk_test_*****************1234": Stripe never echoes a whole key. */
-static void mask_key(const char *key, char *out, size_t cap)
-{
-    size_t n = strlen(key), keep = n > 12 ? 4 : 0, o = 0;
-    size_t head = strncmp(key, "sk_test_", 8) == 0 ? 8 : 0;
-
-    for (size_t i = 0; i < n && o + 1 < cap && o < 40; i++)
-        out[o++] = (i < head || i >= n - keep) ? key[i] : '*';
-    out[o] = '\0';
-}
-
-/* Bearer (what the SDKs send) or Basic with the key as user name (curl -u sk_test_x:). */
-static bool auth_check(ms_req *rq, ms_resp *r)
-{
-    const char *h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_AUTHORIZATION);
-    char masked[48];
-    bool ok;
-
-    if (h == NULL || *h == '\0') {
-        ms_fail(r, 401, "invalid_request_error", NULL, NULL,
-                "You did not provide an API key. You need to provide your API key in the "
-                "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
-                "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, "
-                "or we can help at https://support.stripe.com/.");
-        return false;
-    }
-    if (strncasecmp(h, "Bearer ", 7) == 0) {
-        snprintf(rq->api_key, sizeof rq->api_key, "%s", h + 7);
-    } else if (strncasecmp(h, "Basic ", 6) == 0) {
-        size_t len;
-        char *dec = b64_decode(h + 6, &len);
-
-        snprintf(rq->api_key, sizeof rq->api_key, "%.*s",
-                 dec != NULL ? (int)strcspn(dec, ":") : 0, dec != NULL ? dec : "");
-        free(dec);
-    } else {
-        rq->api_key[0] = '\0';
-    }
-    if (g_cfg.api_key != NULL)
-        ok = strcmp(rq->api_key, g_cfg.api_key) == 0;
-    else
-        ok = strncmp(rq->api_key, "sk_test_", 8) == 0 && rq->api_key[8] != '\0' &&
-             strlen(h) < MS_KEY_MAX + 8 && ms_utf8_ok(rq->api_key, strlen(rq->api_key));
-    if (!ok) {
-        mask_key(rq->api_key, masked, sizeof masked);
-        ms_fail(r, 401, "invalid_request_error", NULL, NULL, "Invalid API Key provided: %s",
-                masked);
-    }
-    return ok;
-}
-
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
 {
@@ -197,6 +118,7 @@ static enum MHD_Result send_resp(const ms_req *rq, ms_resp *r, const char *orig_
     MHD_add_response_header(resp, "Request-Id", rq->req_id);
     MHD_add_response_header(resp, "Stripe-Version", MS_API_VERSION);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, no-store");
+    ms_cors_headers(resp);
     if (rq->idem != NULL && ms_utf8_ok(rq->idem, strlen(rq->idem)))
         MHD_add_response_header(resp, "Idempotency-Key", rq->idem);
     if (orig_req != NULL) {
@@ -234,7 +156,7 @@ static enum MHD_Result handle_api(ms_req *rq, const mh_conn *cx, ms_resp *r, cha
         goto out;
     }
     ms_sleep_ms(g_cfg.latency_ms);     /* every /v1 answer, errors too, as over a real WAN */
-    if (!auth_check(rq, r) || !ms_version_check(rq, r))
+    if (!ms_auth_check(rq, r) || !ms_version_check(rq, r))
         goto out;
     routed = route_api(rq->method, path, &rt);
     faulted = ms_fault_take(rq->method, rq->path, &fault);
@@ -256,12 +178,16 @@ static enum MHD_Result handle_api(ms_req *rq, const mh_conn *cx, ms_resp *r, cha
                 "can help at https://support.stripe.com/.", rq->method, rq->path);
         goto out;
     }
+    if (!ms_auth_route(rq, rt.fn == ms_h_pi_retrieve || rt.fn == ms_h_pi_confirm, r))
+        goto out;
     if (post ? !ms_form_parse(&rq->form, rq->body != NULL ? rq->body : "", rq->body_len)
              : !query_form(rq)) {
         ms_fail_param(r, NULL, NULL, "Invalid request: parameters must be UTF-8 text "
                       "without NUL bytes.");
         goto out;
     }
+    if (!ms_auth_client_secret(rq, rt.id, r))
+        goto out;
     if (post && rq->idem != NULL) {
         if (strlen(rq->idem) > MS_KEY_MAX || *rq->idem == '\0') {
             ms_fail_param(r, NULL, NULL, "Invalid Idempotency-Key: it must be 1 to %d "
@@ -341,6 +267,8 @@ static enum MHD_Result handle(struct MHD_Connection *conn, const char *url, cons
         ms_mock_route(&rq, &r);
         ms_wh_enqueue(&rq.ev);
         ret = MHD_YES;
+    } else if (strcmp(method, "OPTIONS") == 0) {
+        return ms_cors_preflight(conn);     /* a browser's CORS preflight */
     } else {
         ret = handle_api(&rq, cx, &r, orig);
     }

@@ -25,7 +25,8 @@
  *   payment_intents.c  create, retrieve, list, update
  *   pi_transitions.c   confirm (and 3-D Secure), capture, cancel
  *   refunds.c          refunds, and charges (retrieve)
- *   routing.c          routing, auth, the request pipeline, HTTP glue
+ *   auth.c             secret and publishable keys, client_secret checks, CORS
+ *   routing.c          routing, the request pipeline, HTTP glue
  *   version.c          the Stripe-Version header: the one version the mock renders
  *   main.c             flags, environment, start-up and shutdown
  *
@@ -78,6 +79,7 @@ typedef struct {
     const char *webhook_url;    /* NULL: no events are sent */
     const char *webhook_secret;
     const char *api_key;        /* NULL: any sk_test_ key is accepted */
+    const char *publishable_key;    /* NULL: any pk_test_ key is accepted */
     long latency_ms;
     long wh_max_attempts;
     long wh_threads;
@@ -217,6 +219,8 @@ typedef struct {
     ms_form form;               /* body parameters (POST) or query parameters */
     char req_id[MS_ID_MAX];
     char api_key[MS_KEY_MAX + 1];
+    bool publishable;           /* api_key is a pk_test_ key (auth.c says what it may do) */
+    bool key_in_form;           /* the key came as the parameter "key" (Stripe.js) */
     const char *idem;           /* Idempotency-Key header or NULL */
     ms_evlist ev;
 } ms_req;
@@ -429,6 +433,19 @@ void ms_h_refund_create(ms_req *rq, const char *id, ms_resp *r);
 void ms_h_refund_retrieve(ms_req *rq, const char *id, ms_resp *r);
 void ms_h_refund_list(ms_req *rq, const char *id, ms_resp *r);
 void ms_h_charge_retrieve(ms_req *rq, const char *id, ms_resp *r);
+
+/* ================================================================ auth.c */
+
+/* Reads the API key (Authorization, or the parameter "key"); answers 401 in r and
+ * returns false when there is none or it is not a key of this mock. */
+bool ms_auth_check(ms_req *rq, ms_resp *r);
+/* A publishable key may make only client_secret calls (retrieve, confirm). */
+bool ms_auth_route(const ms_req *rq, bool client_secret_call, ms_resp *r);
+/* After the form is parsed: a publishable key needs the intent's client_secret, and
+ * a client_secret that is given must be the intent's. Takes g_state for reading. */
+bool ms_auth_client_secret(ms_req *rq, const char *pi_id, ms_resp *r);
+void ms_cors_headers(struct MHD_Response *resp);
+enum MHD_Result ms_cors_preflight(struct MHD_Connection *conn);
 
 /* ================================================================ version.c */
 

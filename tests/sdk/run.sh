@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks bin/mock-stripe with the official stripe Node SDK (sdk_test.js), and
+# Checks bin/mock-stripe with the official stripe Node SDK (sdk_test.js, and
+# publishable_test.js: the publishable key and client_secret of a shopper's app), and
 # bin/mock-notify (notify_test.js).
 #
 # Starts a webhook receiver (receiver.js) and the sanitizer builds of the mocks
@@ -56,8 +57,9 @@ recv_pid=$!
 recv_url=$(wait_url "$tmp/receiver.out" "$recv_pid") || { cat "$tmp/receiver.out"; die "receiver did not start"; }
 
 secret="whsec_$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+publishable="pk_test_sdk_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 # Secrets go in the mocks' environment: a command line is readable by every local user (ps).
-MOCK_STRIPE_WEBHOOK_SECRET=$secret \
+MOCK_STRIPE_WEBHOOK_SECRET=$secret MOCK_STRIPE_PUBLISHABLE_KEY=$publishable \
   "$mock_bin" --listen 127.0.0.1:0 --webhook-url "$recv_url/webhook" \
   --webhook-max-attempts 6 >"$tmp/mock.out" 2>"$tmp/mock.err" &
 mock_pid=$!
@@ -71,8 +73,8 @@ notify_pid=$!
 notify_url=$(wait_url "$tmp/notify.out" "$notify_pid") || { cat "$tmp/notify.err"; die "mock-notify did not start"; }
 
 MOCK_STRIPE_URL=$mock_url RECEIVER_URL=$recv_url WEBHOOK_SECRET=$secret \
-MOCK_NOTIFY_URL=$notify_url NOTIFY_SECRET=$notify_secret \
-  node --test --test-reporter=spec sdk_test.js notify_test.js
+MOCK_NOTIFY_URL=$notify_url NOTIFY_SECRET=$notify_secret PUBLISHABLE_KEY=$publishable \
+  node --test --test-reporter=spec sdk_test.js publishable_test.js notify_test.js
 status=$?
 
 # A clean stop is part of the test: sanitizers report leaks at exit.
