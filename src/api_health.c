@@ -1,6 +1,7 @@
-/* GET /healthz (the process answers) and GET /metrics (Prometheus text: the
- * process's own families, co_metrics.h, plus gauges read from the database,
- * cached for a second). */
+/* GET /healthz (the process answers), GET /readyz (it can serve: Postgres
+ * answers within a short deadline and every migration compiled in is
+ * applied) and GET /metrics (Prometheus text: the process's own families,
+ * co_metrics.h, plus gauges read from the database, cached for a second). */
 #include "co_app.h"
 
 #include <pthread.h>
@@ -18,6 +19,20 @@ void co_api_healthz(co_worker *w, const co_req *req, co_resp *resp)
     (void)w;
     (void)req;
     co_resp_raw(resp, 200, "{\"status\":\"ok\"}", 15);
+}
+
+void co_api_readyz(co_worker *w, const co_req *req, co_resp *resp)
+{
+    int pending = 0;
+    co_store_rc rc = co_store_migrations_pending(w->db, PROBE_TIMEOUT_MS, &pending);
+    bool reached = rc == CO_STORE_OK;
+    bool ready = reached && pending == 0;
+    (void)req;
+
+    co_resp_json(resp, ready ? 200 : 503,
+                 json_pack("{s:s, s:{s:s, s:s}}", "status", ready ? "ready" : "not_ready",
+                           "checks", "database", reached ? "ok" : "unreachable", "migrations",
+                           !reached ? "unknown" : pending ? "pending" : "ok"));
 }
 
 /* The database's gauges, read at most once per GAUGES_TTL_US; false when the

@@ -15,6 +15,7 @@
 
 const co_route co_routes[] = {
     {"GET", "/healthz", co_api_healthz, true},
+    {"GET", "/readyz", co_api_readyz, false},
     {"GET", "/metrics", co_api_metrics, false},
     {"POST", "/v1/checkout", co_api_checkout, false},
     {"GET", "/v1/orders/*", co_api_order_get, false},

@@ -4,7 +4,7 @@
  *   store_catalogue.c  items, restocks, back-in-stock subscriptions
  *   store_admin.c      operator reads (pages of orders)
  *   store_outbox.c     the notification outbox
- *   store_health.c     what the probes read (/metrics gauges)
+ *   store_health.c     what the probes read (/metrics gauges, /readyz)
  * Each call is one round trip to one SQL function or statement of sql/,
  * results are read by column name, outcomes come back as C enums, and our
  * SQLSTATEs (CK400/404/409/410, 23505) are mapped in one place
@@ -132,5 +132,9 @@ typedef struct {
 
 /* The gauges in one statement, within timeout_ms. */
 co_store_rc co_store_read_gauges(co_db *db, int timeout_ms, co_store_gauges *out);
+/* How many migrations compiled in (co_migrations) schema_migrations lacks,
+ * within timeout_ms; CO_STORE_OK with *pending (rows of newer servers are
+ * not counted: their migrations are additive). */
+co_store_rc co_store_migrations_pending(co_db *db, int timeout_ms, int *pending);
 
 #endif

@@ -1,7 +1,9 @@
-/* What the probes read: the gauges of GET /metrics, one statement with a
- * short deadline (co_db_exec_within), so a probe answers fast while Postgres
- * is slow or gone. */
+/* What the probes read: the gauges of GET /metrics and the readiness of
+ * GET /readyz, each one statement with a short deadline (co_db_exec_within),
+ * so a probe answers fast while Postgres is slow or gone. */
 #include "store_internal.h"
+
+#include "co_migrate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -53,4 +55,26 @@ co_store_rc co_store_read_gauges(co_db *db, int timeout_ms, co_store_gauges *out
     }
     co_dbr_clear(&r);
     return st == CO_DB_ROWS ? CO_STORE_OK : co_store_rc_of(st == CO_DB_NONE ? CO_DB_HARD : st);
+}
+
+co_store_rc co_store_migrations_pending(co_db *db, int timeout_ms, int *pending)
+{
+    co_dbr r;
+    co_db_status st = co_db_exec_within(db, &r, "/* readyz */ SELECT name FROM schema_migrations",
+                                        0, NULL, timeout_ms);
+
+    *pending = 0;
+    if (st == CO_DB_HARD && strcmp(r.sqlstate, "42P01") == 0)
+        st = CO_DB_NONE; /* no schema_migrations at all: every migration is pending */
+    if (st >= 0) {
+        for (const co_migration *m = co_migrations; m->name != NULL; m++) {
+            bool found = false;
+
+            for (int i = 0; i < co_dbr_rows(&r) && !found; i++)
+                found = strcmp(co_dbr_get(&r, i, 0), m->name) == 0;
+            *pending += !found;
+        }
+    }
+    co_dbr_clear(&r);
+    return st >= 0 ? CO_STORE_OK : co_store_rc_of(st);
 }
