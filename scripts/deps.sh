@@ -7,10 +7,12 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev
       uuid-dev libmicrohttpd-dev check libssl-dev postgresql curl ca-certificates
       nodejs npm openssl
-      clang-14 libclang-rt-14-dev)
+      clang-14 libclang-rt-14-dev
+      python3-prometheus-client)
 # clang-14 is the fuzzing build's compiler (make fuzz, the suite "fuzz"); on
 # Debian 12 its libFuzzer runtime (-fsanitize=fuzzer) is in libclang-rt-14-dev,
-# which clang-14 does not pull in.
+# which clang-14 does not pull in. python3-prometheus-client parses /metrics in
+# the suite "metrics" (tests/metrics_check.py, run with /usr/bin/python3).
 
 missing=()
 for p in "${pkgs[@]}"; do
