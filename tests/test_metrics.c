@@ -623,6 +623,48 @@ START_TEST(readyz_follows_the_database_and_its_migrations)
 }
 END_TEST
 
+/* ------------------------------------------------------------ statements */
+
+#define DB(st, o) "checkoutd_db_query_duration_seconds_count{outcome=" o ",statement=" st "}"
+
+START_TEST(db_round_trips_are_named_by_what_they_call)
+{
+    char path[128], restock[256], body[64];
+    const char *unknown = "00000000-0000-4000-8000-00000000dead";
+    co_http_resp r = {0};
+    json_t *before, *after, *item;
+
+    before = scrape();
+    /* co_item_json(co_create_item(...)): the inner call names it. */
+    ck_assert_int_eq(co_test_call(&srv, "POST", "/v1/admin/items", CO_TEST_ADMIN_KEY,
+                                  "{\"sku\":\"m-named\",\"name\":\"Named\",\"price\":100,"
+                                  "\"currency\":\"eur\",\"stock\":0}", &r), 201);
+    item = co_http_json(&r);
+    co_http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/items/%s", co_test_jstr(item, "id", NULL));
+    ck_assert_int_eq(co_test_call(&srv, "GET", path, NULL, NULL, &r), 200);
+    co_http_resp_free(&r);
+    json_decref(item);
+    /* A restock of an item we do not have: our SQLSTATE CK404, "refused". */
+    snprintf(restock, sizeof restock,
+             "{\"event_id\":\"m-unknown\",\"item_id\":\"%s\",\"quantity\":1}", unknown);
+    ck_assert_int_eq(post_signed("/webhooks/restock", "Restock-Signature",
+                                 CO_TEST_RESTOCK_SECRET, restock, &r), 404);
+    co_http_resp_free(&r);
+    ck_assert_int_eq(readyz(body, sizeof body), 200);
+    after = scrape();
+
+    ck_assert_double_eq(moved(before, after, DB("co_create_item", "ok")), 1);
+    ck_assert_double_eq(moved(before, after, DB("co_item_json", "ok")), 1);
+    ck_assert_double_eq(moved(before, after, DB("co_restock", "refused")), 1);
+    /* Named by a leading comment. */
+    ck_assert_double_eq(moved(before, after, DB("readyz", "ok")), 1);
+    ck_assert_double_ge(val(after, DB("gauges", "ok")), 1);
+    json_decref(before);
+    json_decref(after);
+}
+END_TEST
+
 /* ------------------------------------------------------------ the format */
 
 START_TEST(label_values_are_escaped)
@@ -656,6 +698,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, webhooks_count_by_type_and_outcome);
     tcase_add_test(tc, gauges_show_a_held_reservation_then_its_release);
     tcase_add_test(tc, readyz_follows_the_database_and_its_migrations);
+    tcase_add_test(tc, db_round_trips_are_named_by_what_they_call);
     tc = co_test_tcase(s, "format", 0);
     tcase_add_test(tc, label_values_are_escaped);
     return s;
