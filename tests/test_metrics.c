@@ -350,8 +350,11 @@ END_TEST
 
 /* ------------------------------------------------------------ readiness */
 
-/* A TCP proxy to Postgres that the test can close (the listener and every
- * connection through it: a closed port for the server) and open again. */
+/* A TCP proxy to Postgres (PROXY_ADDR:port to 127.0.0.1:upstream) that the
+ * test can close (the listener and every connection through it: a closed
+ * port for the server) and open again. */
+#define PROXY_ADDR "127.0.0.2"
+
 typedef struct {
     unsigned port, upstream;
     int listen_fd;
@@ -451,21 +454,18 @@ static void *accept_loop(void *arg)
     }
 }
 
-/* Listens on p->port (0: any, then set) and forwards to p->upstream. */
+/* Listens on PROXY_ADDR:p->port and forwards to 127.0.0.1:p->upstream. */
 static void proxy_open(db_proxy *p)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons((uint16_t)p->port)};
-    socklen_t len = sizeof a;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
     int one = 1;
 
+    inet_pton(AF_INET, PROXY_ADDR, &a.sin_addr);
     p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(p->listen_fd, 0);
     setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     ck_assert_int_eq(bind(p->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
     ck_assert_int_eq(listen(p->listen_fd, 64), 0);
-    ck_assert_int_eq(getsockname(p->listen_fd, (struct sockaddr *)&a, &len), 0);
-    p->port = ntohs(a.sin_port);
     ck_assert_int_eq(pipe(p->stop), 0);
     pthread_create(&p->thread, NULL, accept_loop, p);
 }
@@ -484,60 +484,22 @@ static void proxy_close(db_proxy *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* url with its port replaced by port; *upstream gets the port it had. */
-static void with_port(const char *url, unsigned port, char *out, size_t n, unsigned *upstream)
+/* url, reached through the proxy: the same host and port for libpq's
+ * passfile lookup (its entries name both), but hostaddr PROXY_ADDR, where the
+ * proxy listens on that port (Postgres listens on 127.0.0.1 only).
+ * *upstream gets the port. */
+static void through_proxy(const char *url, char *out, size_t n, unsigned *upstream)
 {
     const char *host = strstr(url, "://");
-    const char *slash, *colon = NULL;
+    const char *end, *at;
 
     ck_assert_ptr_nonnull(host);
     host += 3;
-    slash = host + strcspn(host, "/?");
-    for (const char *c = host; c < slash; c++)
-        if (*c == ':')
-            colon = c;
-    ck_assert_ptr_nonnull(colon);
-    *upstream = (unsigned)strtoul(colon + 1, NULL, 10);
-    snprintf(out, n, "%.*s:%u%s", (int)(colon - url), url, port, slash);
-}
-
-/* url (from with_port) made to authenticate through the proxy's port: a
- * passfile entry names a port, so its passfile is copied (beside the
- * original, mode 0600 as libpq wants) with every port made '*', and named
- * instead; copy gets the copy's path ("" when there is none). */
-static void passfile_for_any_port(const char *url, char *out, size_t n, char copy[512])
-{
-    const char *pf = strstr(url, "passfile=");
-    char path[480], line[1024];
-    size_t plen;
-    FILE *in, *outf;
-    int fd;
-
-    copy[0] = '\0';
-    if (pf == NULL) {
-        snprintf(out, n, "%s", url);
-        return;
-    }
-    pf += strlen("passfile=");
-    plen = strcspn(pf, "&");
-    snprintf(path, sizeof path, "%.*s", (int)plen, pf);
-    snprintf(copy, 512, "%s.metrics_XXXXXX", path);
-    in = fopen(path, "r");
-    ck_assert_ptr_nonnull(in);
-    fd = mkstemp(copy);
-    ck_assert_int_ge(fd, 0);
-    outf = fdopen(fd, "w");
-    while (fgets(line, sizeof line, in) != NULL) {
-        char *port = strchr(line, ':');
-        char *rest = port ? strchr(port + 1, ':') : NULL;
-
-        if (rest == NULL)
-            continue;
-        fprintf(outf, "%.*s:*%s", (int)(port - line), line, rest);
-    }
-    fclose(in);
-    fclose(outf);
-    snprintf(out, n, "%.*s%s%s", (int)(pf - url), url, copy, pf + plen);
+    end = host + strcspn(host, "/?");
+    at = strstr(host, "127.0.0.1:");
+    ck_assert_msg(at != NULL && at < end, "the proxy needs the database on 127.0.0.1: %s", url);
+    *upstream = (unsigned)strtoul(at + strlen("127.0.0.1:"), NULL, 10);
+    snprintf(out, n, "%s%shostaddr=" PROXY_ADDR, url, strchr(url, '?') ? "&" : "?");
 }
 
 /* GET /readyz; the body into out. */
@@ -570,7 +532,7 @@ static long readyz_until(long want, char *out, size_t n)
 START_TEST(readyz_follows_the_database_and_its_migrations)
 {
     static db_proxy proxy = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    char url[600], env[700], body[256], proxied[640], passfile[512];
+    char url[640], env[700], body[256];
     const char *extra[2] = {env, NULL};
     const char *last = NULL;
     const char *params[1];
@@ -582,11 +544,10 @@ START_TEST(readyz_follows_the_database_and_its_migrations)
     params[0] = last;
 
     /* The server reaches Postgres through the proxy from now on. */
-    with_port(srv.db.url, 0, url, sizeof url, &proxy.upstream);
+    through_proxy(srv.db.url, url, sizeof url, &proxy.upstream);
+    proxy.port = proxy.upstream;
     proxy_open(&proxy);
-    with_port(srv.db.url, proxy.port, url, sizeof url, &proxy.upstream);
-    passfile_for_any_port(url, proxied, sizeof proxied, passfile);
-    snprintf(env, sizeof env, "DATABASE_URL=%s", proxied);
+    snprintf(env, sizeof env, "DATABASE_URL=%s", url);
     ck_assert(co_test_server_restart(&srv, extra));
     ck_assert_int_eq(readyz(body, sizeof body), 200);
     ck_assert_str_eq(body, READY);
@@ -618,8 +579,6 @@ START_TEST(readyz_follows_the_database_and_its_migrations)
     proxy_open(&proxy);
     ck_assert_int_eq(readyz_until(200, body, sizeof body), 200);
     ck_assert_str_eq(body, READY);
-    if (passfile[0] != '\0')
-        unlink(passfile);
 }
 END_TEST
 
