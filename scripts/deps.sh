@@ -7,12 +7,17 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev
       uuid-dev libmicrohttpd-dev check libssl-dev postgresql curl ca-certificates
       nodejs npm openssl pgbouncer nginx-light
-      clang-14 libclang-rt-14-dev chromium fonts-dejavu-core)
+      clang-14 libclang-rt-14-dev chromium fonts-dejavu-core
+      python3-prometheus-client)
 # clang-14 is the fuzzing build's compiler (make fuzz, the suite "fuzz"); on
 # Debian 12 its libFuzzer runtime (-fsanitize=fuzzer) is in libclang-rt-14-dev,
 # which clang-14 does not pull in. chromium is the headless browser of the suite
 # "pages" (tests/pages: the admin page and the demo storefront), and
 # fonts-dejavu-core the font of its screenshots (chromium only recommends one).
+# python3-prometheus-client parses /metrics in the suite "metrics"
+# (tests/metrics_check.py, run with /usr/bin/python3). pgbouncer is for make
+# test-pgbouncer and make run PGBOUNCER=1, nginx-light the load balancer of the
+# suite "instances".
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -91,12 +91,6 @@ static void render(const co_checkout_result *r, co_resp *resp)
     case CO_CHECKOUT_ANSWERED:
         co_resp_raw(resp, r->answer.code, r->answer.body, strlen(r->answer.body));
         resp->replayed = r->replayed;
-        if (r->replayed)
-            break;
-        co_metric_add(r->out_of_stock                  ? "checkout_out_of_stock"
-                      : r->status == CO_ST_CONFIRMED ? "checkout_confirmed"
-                                                     : "checkout_other",
-                      1);
         break;
     case CO_CHECKOUT_REUSED:
         co_resp_error(resp, CO_ERR_idempotency_key_reused, NULL, NULL);
@@ -131,6 +125,20 @@ static void render(const co_checkout_result *r, co_resp *resp)
     }
 }
 
+/* The result /metrics counts an answer under: confirmed, awaiting_payment,
+ * or its error code. */
+static void count_answer(const co_req *req, const co_resp *resp)
+{
+    json_t *body = resp->status >= 400 ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+    const char *code = json_string_value(json_object_get(json_object_get(body, "error"), "code"));
+
+    co_metric_checkout(resp->status == 201   ? "confirmed"
+                       : resp->status == 202 ? "awaiting_payment"
+                                             : code,
+                       resp->status, resp->replayed, req->received_us);
+    json_decref(body);
+}
+
 void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
 {
     char user[37], order_id[37], hash[65];
@@ -144,17 +152,17 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
     unsigned wait = 0;
 
     if (!co_api_user(w, req, resp, user))
-        return;
+        goto done;
     if (!co_ratelimit_take(w->app->checkout_rate, user, &wait)) {
         co_metric_add("checkout_rate_limited", 1);
         co_resp_error(resp, CO_ERR_rate_limited, NULL, NULL);
         resp->retry_after = wait;
-        return;
+        goto done;
     }
     if (!key_ok(req->idempotency_key)) {
         co_api_bad_field(resp, "Idempotency-Key",
                          "Send an Idempotency-Key header of 1 to 255 printable characters.");
-        return;
+        goto done;
     }
     body = co_api_body(req, resp);
     if (body == NULL || !parse_body(body, resp, &items, &pm))
@@ -176,6 +184,7 @@ void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp)
     render(&result, resp);
     co_checkout_result_clear(&result);
 done:
+    count_answer(req, resp);
     free(items_text);
     json_decref(items);
     json_decref(body);

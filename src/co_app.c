@@ -15,7 +15,8 @@
 
 const co_route co_routes[] = {
     {"GET", "/healthz", co_api_healthz, true},
-    {"GET", "/metrics", co_api_metrics, true},
+    {"GET", "/readyz", co_api_readyz, false},
+    {"GET", "/metrics", co_api_metrics, false},
     {"POST", "/v1/checkout", co_api_checkout, false},
     {"GET", "/v1/orders/*", co_api_order_get, false},
     {"POST", "/v1/orders/*/cancel", co_api_order_cancel, false},
@@ -182,26 +183,4 @@ void co_api_order(co_worker *w, co_resp *resp, const char *order_id, const char 
     else
         co_api_store_error(resp, rc);
     free(json);
-}
-
-void co_api_healthz(co_worker *w, const co_req *req, co_resp *resp)
-{
-    (void)w;
-    (void)req;
-    co_resp_raw(resp, 200, "{\"status\":\"ok\"}", 15);
-}
-
-void co_api_metrics(co_worker *w, const co_req *req, co_resp *resp)
-{
-    char *text = co_metrics_render();
-    (void)w;
-    (void)req;
-
-    if (text == NULL) {
-        co_resp_error(resp, CO_ERR_internal_error, NULL, NULL);
-        return;
-    }
-    co_resp_raw(resp, 200, text, strlen(text));
-    free(text);
-    resp->content_type = "text/plain; version=0.0.4";
 }

@@ -76,7 +76,9 @@ void co_api_admin_item_hot_get(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_page(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_asset(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_overview(co_worker *w, const co_req *req, co_resp *resp);
+/* api_health.c */
 void co_api_healthz(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_readyz(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_metrics(co_worker *w, const co_req *req, co_resp *resp);
 void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp);
 void co_webhook_restock(co_worker *w, const co_req *req, co_resp *resp);

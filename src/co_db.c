@@ -2,7 +2,11 @@
 
 #include "co_backoff.h"
 #include "co_log.h"
+#include "co_metrics.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +50,7 @@ co_db *co_db_open_pool(const char *conninfo, int size)
     }
     pthread_mutex_init(&db->lock, NULL);
     pthread_cond_init(&db->freed, NULL);
+    co_gauge_add(CO_GAUGE_DB_POOL, db->size);
     return db;
 }
 
@@ -65,6 +70,7 @@ void co_db_close(co_db *db)
     for (int i = 0; i < db->size; i++)
         if (db->slots[i].pg != NULL)
             PQfinish(db->slots[i].pg);
+    co_gauge_add(CO_GAUGE_DB_POOL, -db->size);
     pthread_cond_destroy(&db->freed);
     pthread_mutex_destroy(&db->lock);
     free(db->slots);
@@ -115,8 +121,9 @@ static PGconn *slot_conn(co_db *db, co_slot *slot)
     return slot->pg;
 }
 
-/* Borrows a slot, waiting while all are busy; prefers one already connected. */
-static co_slot *borrow(co_db *db)
+/* Borrows a slot, waiting while all are busy (until deadline_us on the
+ * monotonic clock when it is not 0: NULL then); prefers one already connected. */
+static co_slot *borrow_until(co_db *db, long long deadline_us)
 {
     co_slot *slot = NULL;
 
@@ -130,19 +137,98 @@ static co_slot *borrow(co_db *db)
         }
         if (slot != NULL)
             break;
-        pthread_cond_wait(&db->freed, &db->lock);
+        if (deadline_us == 0) {
+            pthread_cond_wait(&db->freed, &db->lock);
+        } else {
+            long long left = deadline_us - co_metric_now_us();
+            struct timespec until;
+
+            if (left <= 0)
+                break;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += (time_t)(left / 1000000);
+            until.tv_nsec += (long)(left % 1000000) * 1000;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&db->freed, &db->lock, &until);
+        }
     }
-    slot->busy = true;
+    if (slot != NULL)
+        slot->busy = true;
     pthread_mutex_unlock(&db->lock);
+    if (slot != NULL)
+        co_gauge_add(CO_GAUGE_DB_POOL_BUSY, 1);
     return slot;
+}
+
+static co_slot *borrow(co_db *db)
+{
+    return borrow_until(db, 0);
 }
 
 static void give_back(co_db *db, co_slot *slot)
 {
+    co_gauge_add(CO_GAUGE_DB_POOL_BUSY, -1);
     pthread_mutex_lock(&db->lock);
     slot->busy = false;
     pthread_cond_signal(&db->freed);
     pthread_mutex_unlock(&db->lock);
+}
+
+/* The name /metrics counts a statement under: the text of a leading comment
+ * (slash-star, space, the name, space, star-slash, as co_store_load_order's),
+ * else the first function of ours the statement calls (co_..., the inner one
+ * when one call wraps another, as in co_item_json(co_create_item(...))), else
+ * "other". */
+static void statement_name(const char *sql, char *out, size_t n)
+{
+    static const char ident[] = "abcdefghijklmnopqrstuvwxyz0123456789_";
+    const char *p = sql;
+
+    while (*p == ' ' || *p == '\n')
+        p++;
+    if (strncmp(p, "/* ", 3) == 0) {
+        const char *end = strstr(p + 3, " */");
+
+        if (end != NULL && end > p + 3) {
+            snprintf(out, n, "%.*s", (int)(end - p - 3), p + 3);
+            return;
+        }
+    }
+    for (p = strstr(sql, "co_"); p != NULL; p = strstr(p + 3, "co_")) {
+        size_t len = 3 + strspn(p + 3, ident);
+
+        if ((p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) || p[len] != '(')
+            continue;
+        while (strncmp(p + len + 1, "co_", 3) == 0) {
+            const char *inner = p + len + 1;
+            size_t ilen = 3 + strspn(inner + 3, ident);
+
+            if (inner[ilen] != '(')
+                break;
+            p = inner;
+            len = ilen;
+        }
+        snprintf(out, n, "%.*s", (int)len, p);
+        return;
+    }
+    snprintf(out, n, "other");
+}
+
+/* Counts one round trip of sql that started at start_us, with r's outcome. */
+static void observe(const char *sql, const co_dbr *r, long long start_us)
+{
+    char name[48];
+
+    statement_name(sql, name, sizeof name);
+    co_metric_db(name,
+                 r->status >= 0                ? "ok"
+                 : r->status == CO_DB_SOFT     ? "retry"
+                 : r->sqlstate[0] == 'C'       ? "refused"
+                                               : "error",
+                 start_us);
 }
 
 PGconn *co_db_conn(co_db *db)
@@ -187,6 +273,7 @@ co_db_status co_db_classify(PGconn *conn, PGresult *res, co_dbr *out)
 co_db_status co_db_exec(co_db *db, co_dbr *r, const char *sql, int nparams,
                         const char *const *params)
 {
+    long long t0 = co_metric_now_us();
     co_slot *slot = borrow(db);
     PGconn *c = slot_conn(db, slot);
 
@@ -195,13 +282,85 @@ co_db_status co_db_exec(co_db *db, co_dbr *r, const char *sql, int nparams,
         give_back(db, slot);
         copy_field(r->message, sizeof r->message, "database unreachable");
         r->status = CO_DB_SOFT;
+        observe(sql, r, t0);
         return r->status;
     }
     r->res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
     r->status = co_db_classify(c, r->res, r);
     give_back(db, slot);
+    observe(sql, r, t0);
     if (r->status == CO_DB_HARD && r->sqlstate[0] != 'C')
         CO_WARN("db", "%s: %s (%s)", r->sqlstate, r->message, r->detail);
+    return r->status;
+}
+
+/* Waits for c's answer until deadline_us; false on timeout or a lost link. */
+static bool await_answer(PGconn *c, long long deadline_us)
+{
+    while (PQisBusy(c)) {
+        struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+        long long left = deadline_us - co_metric_now_us();
+        int n;
+
+        if (left <= 0 || pfd.fd < 0)
+            return false;
+        n = poll(&pfd, 1, (int)((left + 999) / 1000));
+        if (n < 0 && errno != EINTR)
+            return false;
+        if (n > 0 && !PQconsumeInput(c))
+            return false;
+    }
+    return true;
+}
+
+co_db_status co_db_exec_within(co_db *db, co_dbr *r, const char *sql, int nparams,
+                               const char *const *params, int timeout_ms)
+{
+    long long t0 = co_metric_now_us();
+    long long deadline = t0 + (long long)timeout_ms * 1000;
+    co_slot *slot = borrow_until(db, deadline);
+    PGconn *c = slot != NULL ? slot_conn(db, slot) : NULL;
+
+    memset(r, 0, sizeof *r);
+    r->status = CO_DB_SOFT;
+    if (c == NULL) {
+        copy_field(r->message, sizeof r->message,
+                   slot ? "database unreachable" : "no pool connection free in time");
+        goto out;
+    }
+    if (!PQsendQueryParams(c, sql, nparams, NULL, params, NULL, NULL, 0)) {
+        r->status = co_db_classify(c, NULL, r);
+        goto out;
+    }
+    if (!await_answer(c, deadline)) {
+        /* Cancel what runs and drop the link: its state is unknown now. */
+        PGcancel *cancel = PQgetCancel(c);
+        char err[128];
+
+        if (cancel != NULL) {
+            PQcancel(cancel, err, sizeof err);
+            PQfreeCancel(cancel);
+        }
+        copy_field(r->message, sizeof r->message,
+                   PQstatus(c) == CONNECTION_OK ? "timed out" : "connection lost");
+        PQfinish(c);
+        slot->pg = NULL;
+        goto out;
+    }
+    for (;;) {
+        PGresult *res = PQgetResult(c);
+
+        if (res == NULL)
+            break;
+        if (r->res != NULL)
+            PQclear(r->res);
+        r->res = res;
+    }
+    r->status = co_db_classify(c, r->res, r);
+out:
+    if (slot != NULL)
+        give_back(db, slot);
+    observe(sql, r, t0);
     return r->status;
 }
 

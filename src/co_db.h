@@ -55,6 +55,12 @@ co_db_status co_db_exec(co_db *db, co_dbr *r, const char *sql, int nparams,
  * statements that are a whole transaction by themselves. */
 co_db_status co_db_call(co_db *db, co_dbr *r, const char *sql, int nparams,
                         const char *const *params);
+/* The same as co_db_exec, but within timeout_ms from the call, waiting for a
+ * pool connection included: past it the statement is cancelled, its
+ * connection dropped, and the result soft ("timed out"). For probes that
+ * must answer fast (GET /readyz, the gauges of GET /metrics). */
+co_db_status co_db_exec_within(co_db *db, co_dbr *r, const char *sql, int nparams,
+                               const char *const *params, int timeout_ms);
 void co_dbr_clear(co_dbr *r);
 
 #define CO_DB_MAX_RETRIES 8

@@ -227,10 +227,13 @@ static void *worker_main(void *p)
             h->tail = NULL;
         pthread_mutex_unlock(&h->lock);
 
+        co_gauge_add(CO_GAUGE_WORKER_QUEUE, -1);
+        co_gauge_add(CO_GAUGE_WORKERS_BUSY, 1);
         if (w == NULL)
             co_resp_error(&job->resp, CO_ERR_service_unavailable, NULL, NULL);
         else
             job->route->fn(w, &job->req, &job->resp);
+        co_gauge_add(CO_GAUGE_WORKERS_BUSY, -1);
         job->state = REQ_DONE;
         MHD_resume_connection(job->conn);
 
@@ -444,6 +447,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     /* The whole request is here. */
     co_metric_add("http_requests", 1);
+    x->req.received_us = co_metric_now_us();
     co_edge_set_phase(h->edge, x->edge, CO_EDGE_BUSY);
     x->req.body = x->in.body;
     x->req.body_len = x->in.len;
@@ -468,6 +472,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         h->head = x;
     h->tail = x;
     h->in_flight++;
+    co_gauge_add(CO_GAUGE_WORKER_QUEUE, 1);
     pthread_cond_signal(&h->wake);
     pthread_mutex_unlock(&h->lock);
     return MHD_YES;
@@ -614,6 +619,7 @@ co_http *co_http_start(const co_http_config *cfg)
         h->nthreads++;
     }
     pthread_attr_destroy(&attr);
+    co_gauge_add(CO_GAUGE_WORKERS, h->nthreads);
     /* No listening socket: the edge accepts and hands connections over
      * (MHD_add_connection). MHD's own limits stay as a second line; they can
      * only be lower than the edge's counts, which include heads it holds.
@@ -673,6 +679,7 @@ void co_http_stop(co_http *h)
     pthread_mutex_unlock(&h->lock);
     for (int i = 0; i < h->nthreads; i++)
         pthread_join(h->threads[i], NULL);
+    co_gauge_add(CO_GAUGE_WORKERS, -h->nthreads);
     /* The edge thread stops before MHD (nothing more is handed over); the
      * records of MHD's connections live until MHD releases them. */
     co_edge_halt(h->edge);

@@ -33,6 +33,7 @@ typedef struct {
     char *stripe_signature;
     char *restock_signature;
     char *q_status, *q_limit, *q_starting_after;
+    long long received_us;  /* when the whole request was read (co_metric_now_us) */
 } co_req;
 
 typedef struct {

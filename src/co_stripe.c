@@ -37,6 +37,7 @@
 #include <jansson.h>
 
 #include "co_log.h"
+#include "co_metrics.h"
 
 #define LOG_COMP "stripe"
 /* A PaymentIntent or an error is a few KB; anything near this is not Stripe. */
@@ -550,8 +551,8 @@ static bool build_headers(const co_stripe *s, bool post, const char *idem_key,
 
 /* Performs the prepared request, retrying what may be retried with backoff.
  * Returns the last attempt's transfer code; *http its status (0: none). */
-static CURLcode perform(co_stripe *s, const char *method, const char *path, co_pay_result *out,
-                        long *http)
+static CURLcode perform(co_stripe *s, const char *method, const char *path, const char *endpoint,
+                        co_pay_result *out, long *http)
 {
     CURLcode rc;
 
@@ -583,6 +584,7 @@ static CURLcode perform(co_stripe *s, const char *method, const char *path, co_p
         delay = backoff_ms(s, out->attempts - 1, rc == CURLE_OK ? s->retry_after_ms : -1);
         CO_WARN(LOG_COMP, "%s %s attempt %d/%d failed (%s); retrying in %ld ms", method, path,
                 out->attempts, s->max_retries + 1, reason, delay);
+        co_metric_provider_retry(endpoint);
         co_sleep_ms(delay);
     }
 }
@@ -631,9 +633,12 @@ static void read_answer(co_stripe *s, const char *method, const char *path, CURL
     CO_ERROR(LOG_COMP, "%s %s: HTTP %ld with an unreadable body", method, path, http);
 }
 
-static co_pay_status request(co_stripe *s, bool post, const char *path, const form *f,
-                             const char *idem_key, answer_kind kind, co_pay_result *out)
+/* endpoint names the call in /metrics ("capture", ...). */
+static co_pay_status request(co_stripe *s, const char *endpoint, bool post, const char *path,
+                             const form *f, const char *idem_key, answer_kind kind,
+                             co_pay_result *out)
 {
+    long long t0 = co_metric_now_us();
     const char *method = post ? "POST" : "GET";
     struct curl_slist *hdrs = NULL;
     char *idem_header = NULL;
@@ -656,7 +661,7 @@ static co_pay_status request(co_stripe *s, bool post, const char *path, const fo
     } else {
         curl_easy_setopt(s->curl, CURLOPT_HTTPGET, 1L);
     }
-    rc = perform(s, method, path, out, &http);
+    rc = perform(s, method, path, endpoint, out, &http);
     /* Nothing of this request may outlive it in the handle. */
     curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     read_answer(s, method, path, rc, http, kind, out);
@@ -664,6 +669,7 @@ done:
     curl_slist_free_all(hdrs);
     free(idem_header);
     free(url);
+    co_metric_provider(endpoint, co_pay_status_name(out->status), t0);
     return out->status;
 }
 
@@ -701,8 +707,8 @@ static bool begin(co_pay_result *out, const char *pi_id, bool needs_pi, const ch
 }
 
 /* Sends a POST on a PaymentIntent path and frees f. */
-static co_pay_status pi_post(co_stripe *s, const char *pi_id, const char *suffix, form *f,
-                             const char *key, co_pay_result *out)
+static co_pay_status pi_post(co_stripe *s, const char *endpoint, const char *pi_id,
+                             const char *suffix, form *f, const char *key, co_pay_result *out)
 {
     char *path = NULL;
 
@@ -711,7 +717,7 @@ static co_pay_status pi_post(co_stripe *s, const char *pi_id, const char *suffix
     path = pi_id != NULL ? pi_path(s, pi_id, suffix) : strdup("/v1/payment_intents");
     if (path == NULL)
         goto oom;
-    request(s, true, path, f, key, ANSWER_PI, out);
+    request(s, endpoint, true, path, f, key, ANSWER_PI, out);
     free(path);
     form_free(f);
     return out->status;
@@ -752,7 +758,7 @@ co_pay_status co_stripe_create_intent(co_stripe *s, const co_pi_create_params *p
     if (p->description != NULL)
         form_add(&f, s->curl, "description", p->description);
     form_add(&f, s->curl, "metadata[order_id]", p->order_id);
-    return pi_post(s, NULL, NULL, &f, idempotency_key, out);
+    return pi_post(s, "create_intent", NULL, NULL, &f, idempotency_key, out);
 }
 
 co_pay_status co_stripe_retrieve_intent(co_stripe *s, const char *pi_id, co_pay_result *out)
@@ -767,7 +773,7 @@ co_pay_status co_stripe_retrieve_intent(co_stripe *s, const char *pi_id, co_pay_
         copy_bounded(out->message, sizeof out->message, "out of memory");
         return out->status;
     }
-    request(s, false, path, NULL, NULL, ANSWER_PI, out);
+    request(s, "retrieve_intent", false, path, NULL, NULL, ANSWER_PI, out);
     free(path);
     return out->status;
 }
@@ -787,7 +793,7 @@ co_pay_status co_stripe_retrieve_charge(co_stripe *s, const char *charge_id,
         copy_bounded(out->message, sizeof out->message, "out of memory");
         return out->status;
     }
-    request(s, false, path, NULL, NULL, ANSWER_CHARGE, out);
+    request(s, "retrieve_charge", false, path, NULL, NULL, ANSWER_CHARGE, out);
     free(path);
     return out->status;
 }
@@ -802,7 +808,7 @@ co_pay_status co_stripe_confirm_intent(co_stripe *s, const char *pi_id,
         return out->status;
     if (payment_method != NULL)
         form_add(&f, s->curl, "payment_method", payment_method);
-    return pi_post(s, pi_id, "/confirm", &f, idempotency_key, out);
+    return pi_post(s, "confirm_intent", pi_id, "/confirm", &f, idempotency_key, out);
 }
 
 co_pay_status co_stripe_capture(co_stripe *s, const char *pi_id, long long amount_to_capture,
@@ -814,7 +820,7 @@ co_pay_status co_stripe_capture(co_stripe *s, const char *pi_id, long long amoun
         return out->status;
     if (amount_to_capture >= 0)
         form_add_ll(&f, s->curl, "amount_to_capture", amount_to_capture);
-    return pi_post(s, pi_id, "/capture", &f, idempotency_key, out);
+    return pi_post(s, "capture", pi_id, "/capture", &f, idempotency_key, out);
 }
 
 co_pay_status co_stripe_cancel(co_stripe *s, const char *pi_id, const char *idempotency_key,
@@ -824,7 +830,7 @@ co_pay_status co_stripe_cancel(co_stripe *s, const char *pi_id, const char *idem
 
     if (!begin(out, pi_id, true, idempotency_key, true))
         return out->status;
-    return pi_post(s, pi_id, "/cancel", &f, idempotency_key, out);
+    return pi_post(s, "cancel", pi_id, "/cancel", &f, idempotency_key, out);
 }
 
 co_pay_status co_stripe_refund(co_stripe *s, const char *pi_id, long long amount,
@@ -843,7 +849,7 @@ co_pay_status co_stripe_refund(co_stripe *s, const char *pi_id, long long amount
         copy_bounded(out->message, sizeof out->message, "out of memory");
         return out->status;
     }
-    request(s, true, "/v1/refunds", &f, idempotency_key, ANSWER_REFUND, out);
+    request(s, "refund", true, "/v1/refunds", &f, idempotency_key, ANSWER_REFUND, out);
     form_free(&f);
     return out->status;
 }

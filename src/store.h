@@ -4,6 +4,7 @@
  *   store_catalogue.c  items, restocks, back-in-stock subscriptions
  *   store_admin.c      operator reads (pages of orders)
  *   store_outbox.c     the notification outbox
+ *   store_health.c     what the probes read (/metrics gauges, /readyz)
  * Each call is one round trip to one SQL function or statement of sql/,
  * results are read by column name, outcomes come back as C enums, and our
  * SQLSTATEs (CK400/404/409/410, 23505) are mapped in one place
@@ -118,5 +119,26 @@ typedef struct {
 /* Records one attempt (co_notify_result); *dead when it was the last. */
 co_store_rc co_store_notify_result(co_db *db, const co_notification *row,
                                    const co_notify_outcome *oc, bool *dead);
+
+/* ---------------------------------------------------------- health */
+
+/* The states of orders in flight, as the gauges list them. */
+#define CO_STORE_LIVE_STATES 7
+extern const char *const co_store_live_states[CO_STORE_LIVE_STATES];
+
+typedef struct {
+    long long orders[CO_STORE_LIVE_STATES]; /* by co_store_live_states */
+    long long lease_lapsed;     /* driven states whose lease lapsed: recovery's to take */
+    long long units_held;       /* units held by orders in flight (not yet sold or released) */
+    long long outbox_pending;   /* notifications not delivered (nor dead) yet */
+    double outbox_oldest_seconds; /* age of the oldest of them; 0 when none */
+} co_store_gauges;
+
+/* The gauges in one statement, within timeout_ms. */
+co_store_rc co_store_read_gauges(co_db *db, int timeout_ms, co_store_gauges *out);
+/* How many migrations compiled in (co_migrations) schema_migrations lacks,
+ * within timeout_ms; CO_STORE_OK with *pending (rows of newer servers are
+ * not counted: their migrations are additive). */
+co_store_rc co_store_migrations_pending(co_db *db, int timeout_ms, int *pending);
 
 #endif

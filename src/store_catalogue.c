@@ -40,7 +40,7 @@ co_store_rc co_store_subscribe(co_db *db, const char *item_id, const char *user_
 
     /* Idempotent: a second subscription of the same shopper is the same one. */
     st = co_db_call(db, &r,
-                    "WITH item AS (SELECT id FROM items WHERE id = $1),"
+                    "/* subscribe */ WITH item AS (SELECT id FROM items WHERE id = $1),"
                     " ins AS (INSERT INTO stock_subscriptions (item_id, user_id)"
                     "         SELECT id, $2 FROM item ON CONFLICT DO NOTHING RETURNING 1)"
                     " SELECT (SELECT count(*) FROM item) AS items,"

@@ -36,6 +36,7 @@ void co_store_read_order(const co_dbr *r, co_order *o)
 co_store_rc co_store_load_order(void *db, const char *order_id, co_order *o)
 {
     static const char sql[] =
+        "/* load_order */"
         "SELECT o.id, o.user_id, o.status, o.flow = 'mobile' AS mobile, o.payment_method,"
         "       o.amount, o.currency, o.payment_intent, o.client_secret, o.failure_code,"
         "       o.decline_code, o.compensate_to, o.failure_detail,"
@@ -134,7 +135,8 @@ co_store_rc co_store_checkout_answer(void *db, const char *order_id, co_answer *
     const char *params[1] = {order_id};
     co_dbr r;
     co_db_status st = co_db_call(db, &r,
-                                 "SELECT response_status, response_body FROM checkout_requests"
+                                 "/* checkout_answer */ SELECT response_status, response_body"
+                                 "  FROM checkout_requests"
                                  " WHERE order_id = $1 AND response_status IS NOT NULL",
                                  1, params);
 

@@ -78,10 +78,23 @@ void co_saga_crash_point(const co_run *r, const char *name)
     kill(getpid(), SIGKILL);
 }
 
+/* What a step did, as /metrics names it. */
+static const char *step_name(co_step st)
+{
+    static const char *const names[] = {
+        [CO_STEP_MOVED] = "moved", [CO_STEP_WAIT] = "wait", [CO_STEP_RETRY] = "retry",
+        [CO_STEP_LOST] = "lost",   [CO_STEP_SHORT] = "short",
+    };
+
+    return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "other";
+}
+
 co_step co_saga_drive(co_run *r, co_order *o, co_drive_mode mode)
 {
     /* A bound, not a limit we expect to reach: the longest path has 5 moves. */
     for (int moves = 0; moves < 12; moves++) {
+        long long t0 = co_metric_now_us();
+        co_state ran = o->status;
         co_step st;
 
         switch (o->status) {
@@ -115,6 +128,7 @@ co_step co_saga_drive(co_run *r, co_order *o, co_drive_mode mode)
         default:
             abort();
         }
+        co_metric_step(co_state_name(ran), step_name(st), t0);
         if (st != CO_STEP_MOVED)
             return st;
         /* A cancel is carried out once; what follows is ordinary driving. */

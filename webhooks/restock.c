@@ -73,21 +73,19 @@ static bool same_as_first(co_worker *w, const char *event_id, const char *item, 
 
 void co_webhook_restock(co_worker *w, const co_req *req, co_resp *resp)
 {
-    json_t *body;
+    json_t *body = NULL;
     const char *event_id = NULL;
     char item[37];
     long long quantity = 0;
-    co_restocked done;
+    co_restocked done = {0};
     co_store_refusal refusal;
     co_store_rc rc;
 
     if (!co_webhook_signed(req, "Restock-Signature", req->restock_signature,
                            w->app->cfg.restock_webhook_secret, resp))
-        return;
+        goto done;
     body = co_api_body(req, resp);
-    if (body == NULL)
-        return;
-    if (!parse(body, resp, &event_id, item, &quantity))
+    if (body == NULL || !parse(body, resp, &event_id, item, &quantity))
         goto done;
     rc = co_store_restock(w->db, event_id, item, quantity, &done, &refusal);
     if (rc == CO_STORE_OK && !done.applied && !same_as_first(w, event_id, item, quantity)) {
@@ -109,5 +107,8 @@ void co_webhook_restock(co_worker *w, const co_req *req, co_resp *resp)
         co_api_store_error(resp, rc);
     }
 done:
+    co_metric_webhook("restock", resp->status == 200 ? (done.applied ? "applied" : "duplicate")
+                                 : resp->status >= 500 ? "retry"
+                                                       : "rejected");
     json_decref(body);
 }

@@ -88,32 +88,37 @@ static bool parse_event(json_t *body, co_resp *resp, co_pay_event *ev, char orde
 
 void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp)
 {
-    json_t *body;
+    json_t *body = NULL;
     co_pay_event ev;
     co_event_outcome out;
     co_event_result r;
     char order[37];
+    /* What /metrics counts: a type only once the signature and the body are good. */
+    const char *type = "unverified";
+    const char *counted = "rejected";
 
     if (!co_webhook_signed(req, "Stripe-Signature", req->stripe_signature,
                            w->app->cfg.stripe_webhook_secret, resp))
-        return;
-    body = co_api_body(req, resp);
-    if (body == NULL)
-        return;
-    if (!parse_event(body, resp, &ev, order))
         goto done;
+    body = co_api_body(req, resp);
+    if (body == NULL || !parse_event(body, resp, &ev, order))
+        goto done;
+    type = ev.type;
 
     r = co_saga_event(&w->saga, &ev, &out);
     switch (r) {
     case CO_EVENT_DUPLICATE:
+        counted = "duplicate";
         co_metric_add("webhook_stripe_duplicate", 1);
         co_resp_json(resp, 200, json_pack("{s:b, s:b}", "received", 1, "duplicate", 1));
         break;
     case CO_EVENT_RETRY:
+        counted = "retry";
         co_resp_error(resp, CO_ERR_service_unavailable,
                       "The event could not be applied now; deliver it again later.", NULL);
         break;
     default:
+        counted = r == CO_EVENT_APPLIED ? "applied" : "ignored";
         co_metric_add(r == CO_EVENT_APPLIED ? "webhook_stripe_applied" : "webhook_stripe_ignored",
                       1);
         co_resp_json(resp, 200,
@@ -122,5 +127,6 @@ void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp)
         break;
     }
 done:
+    co_metric_webhook(type, counted);
     json_decref(body);
 }
