@@ -6,22 +6,16 @@
  * webhooks, back-in-stock notifications and an instance SIGKILLed mid-load
  * must come out exactly as with one instance: nothing oversold, nothing lost,
  * nothing charged twice. */
+#include "lb.h"
 #include "server.h"
 
 #include "co_sig.h"
 #include "race.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,107 +24,7 @@
 static co_test_server srv;
 static co_proc others[INSTANCES - 1]; /* srv.server is the first instance */
 static char direct[INSTANCES][256];   /* each instance's own URL */
-static pid_t nginx_pid;
-static char nginx_dir[64];
-
-/* ------------------------------------------------------------ nginx */
-
-static bool port_open(unsigned port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-
-    close(fd);
-    return ok;
-}
-
-/* nginx in the foreground, one process (it dies with the test: PDEATHSIG),
- * round robin over the instances, logging which one answered each request. */
-static void start_nginx(unsigned port)
-{
-    char conf[4096], path[128], up[1024] = "";
-    FILE *f;
-
-    snprintf(nginx_dir, sizeof nginx_dir, "/tmp/co_nginx_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(nginx_dir));
-    for (int i = 0; i < INSTANCES; i++) {
-        size_t len = strlen(up);
-
-        snprintf(up + len, sizeof up - len, "        server %s max_fails=0;\n",
-                 direct[i] + strlen("http://"));
-    }
-    snprintf(conf, sizeof conf,
-             "daemon off;\nmaster_process off;\nerror_log %s/error.log warn;\n"
-             "pid %s/nginx.pid;\nevents { worker_connections 2048; }\n"
-             "http {\n"
-             "    log_format up '$upstream_addr $status $request_method $uri';\n"
-             "    access_log %s/access.log up;\n"
-             "    client_body_temp_path %s/body;\n    proxy_temp_path %s/proxy;\n"
-             "    fastcgi_temp_path %s/fcgi;\n    uwsgi_temp_path %s/uwsgi;\n"
-             "    scgi_temp_path %s/scgi;\n"
-             "    upstream checkoutd {\n%s        keepalive 64;\n    }\n"
-             "    server {\n        listen 127.0.0.1:%u;\n"
-             "        location / {\n            proxy_pass http://checkoutd;\n"
-             "            proxy_http_version 1.1;\n"
-             "            proxy_set_header Connection \"\";\n"
-             "            proxy_next_upstream error timeout;\n"
-             "            proxy_read_timeout 60s;\n        }\n    }\n}\n",
-             nginx_dir, nginx_dir, nginx_dir, nginx_dir, nginx_dir, nginx_dir, nginx_dir,
-             nginx_dir, up, port);
-    snprintf(path, sizeof path, "%s/nginx.conf", nginx_dir);
-    f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(conf, f);
-    fclose(f);
-    nginx_pid = fork();
-    ck_assert_int_ge(nginx_pid, 0);
-    if (nginx_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl("/usr/sbin/nginx", "nginx", "-p", nginx_dir, "-c", path, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 100 && !port_open(port); i++)
-        usleep(50 * 1000);
-    ck_assert_msg(port_open(port), "nginx did not start (see %s/error.log)", nginx_dir);
-}
-
-static void stop_nginx(void)
-{
-    if (nginx_pid > 0) {
-        kill(nginx_pid, SIGTERM);
-        waitpid(nginx_pid, NULL, 0);
-    }
-    nginx_pid = 0;
-}
-
-/* How many instances answered requests whose path starts with prefix. */
-static int instances_that_answered(const char *prefix)
-{
-    char path[128], line[512];
-    bool seen[INSTANCES] = {false};
-    int n = 0;
-    FILE *f;
-
-    snprintf(path, sizeof path, "%s/access.log", nginx_dir);
-    f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    while (fgets(line, sizeof line, f) != NULL) {
-        char *uri = strrchr(line, ' ');
-
-        if (uri == NULL || strncmp(uri + 1, prefix, strlen(prefix)) != 0)
-            continue;
-        for (int i = 0; i < INSTANCES; i++)
-            if (strncmp(line, direct[i] + strlen("http://"), strlen(direct[i]) - 7) == 0 &&
-                line[strlen(direct[i]) - 7] == ' ')
-                seen[i] = true;
-    }
-    fclose(f);
-    for (int i = 0; i < INSTANCES; i++)
-        n += seen[i];
-    return n;
-}
+static co_test_lb lb;
 
 /* ------------------------------------------------------------ the instances */
 
@@ -152,13 +46,19 @@ static void start(void)
         ck_assert(co_test_server_start_another(&srv, &others[i]));
         snprintf(direct[i + 1], sizeof direct[i + 1], "%s", others[i].url);
     }
-    start_nginx(port);
-    snprintf(srv.url, sizeof srv.url, "http://127.0.0.1:%u", port);
+    {
+        const char *urls[INSTANCES];
+
+        for (int i = 0; i < INSTANCES; i++)
+            urls[i] = direct[i];
+        co_test_lb_start(&lb, port, urls, INSTANCES);
+    }
+    snprintf(srv.url, sizeof srv.url, "%s", lb.url);
 }
 
 static void stop(void)
 {
-    stop_nginx();
+    co_test_lb_stop(&lb);
     for (int i = 0; i < INSTANCES - 1; i++)
         if (others[i].pid != 0)
             co_proc_stop(&others[i], SIGTERM);
@@ -217,7 +117,7 @@ START_TEST(the_last_units_race_across_instances)
     ck_assert_int_eq(out, RACERS - UNITS);
     ck_assert_int_eq(co_test_stock(&srv, item), 0);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), UNITS);
-    ck_assert_int_eq(instances_that_answered("/v1/checkout"), INSTANCES);
+    ck_assert_int_eq(co_test_lb_served(&lb, "/v1/checkout"), INSTANCES);
     co_test_invariants(&srv, true);
 }
 END_TEST
@@ -235,7 +135,7 @@ START_TEST(a_retry_on_another_instance_replays_the_answer)
     /* Round robin, shared with the mock's webhooks: a few more sends than
      * instances reach every one of them. */
     for (int i = 0; i < 4 * INSTANCES && (i < INSTANCES ||
-                                           instances_that_answered("/v1/checkout") < INSTANCES);
+                                           co_test_lb_served(&lb, "/v1/checkout") < INSTANCES);
          i++) {
         co_http_resp r = {0};
 
@@ -246,7 +146,7 @@ START_TEST(a_retry_on_another_instance_replays_the_answer)
             ck_assert_str_eq(r.body, first);
         co_http_resp_free(&r);
     }
-    ck_assert_int_eq(instances_that_answered("/v1/checkout"), INSTANCES);
+    ck_assert_int_eq(co_test_lb_served(&lb, "/v1/checkout"), INSTANCES);
     ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders"), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "payment_intents"), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
@@ -275,7 +175,7 @@ START_TEST(webhooks_spread_over_instances_capture_each_order_once)
         ck_assert_str_eq(co_test_wait_status(&srv, order[i], CO_TEST_TERMINAL, 15000),
                          "confirmed");
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 6);
-    ck_assert_int_ge(instances_that_answered("/webhooks/stripe"), 2);
+    ck_assert_int_ge(co_test_lb_served(&lb, "/webhooks/stripe"), 2);
     co_test_invariants(&srv, true);
 }
 END_TEST
