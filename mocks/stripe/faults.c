@@ -11,7 +11,7 @@
 /* ================================================================ faults */
 
 static const char *const fault_names[] = {"status_500", "delay", "drop_response", "hang",
-                                          "drop", "duplicate", "reorder", NULL};
+                                          "drop", "duplicate", "reorder", "status_429", NULL};
 
 #define WEBHOOK_MATCH "WEBHOOK"
 
@@ -20,7 +20,8 @@ static bool action_fits(int act, bool webhook)
 {
     if (webhook)
         return act == F_DELAY || act == F_DROP || act == F_DUPLICATE || act == F_REORDER;
-    return act == F_STATUS_500 || act == F_DELAY || act == F_DROP_RESPONSE || act == F_HANG;
+    return act == F_STATUS_500 || act == F_DELAY || act == F_DROP_RESPONSE || act == F_HANG ||
+           act == F_STATUS_429;
 }
 
 static struct {
@@ -194,7 +195,8 @@ static void mock_fault_add(const ms_req *rq, ms_resp *r)
     if (act < 0 || !action_fits(act, webhook)) {
         ms_fail_mock(r, webhook ? "a webhook fault's action is one of delay, drop, duplicate, "
                                   "reorder"
-                                : "action must be one of status_500, delay, drop_response, hang");
+                                : "action must be one of status_500, status_429, delay, "
+                                  "drop_response, hang");
         goto out;
     }
     if (count != NULL) {
@@ -204,10 +206,11 @@ static void mock_fault_add(const ms_req *rq, ms_resp *r)
             goto out;
         }
     }
-    dms = act == F_HANG      ? MS_HANG_DEFAULT_MS
-          : act == F_DELAY   ? MS_DELAY_DEFAULT_MS
-          : act == F_REORDER ? MS_REORDER_DEFAULT_MS
-                             : 0;
+    dms = act == F_HANG         ? MS_HANG_DEFAULT_MS
+          : act == F_DELAY      ? MS_DELAY_DEFAULT_MS
+          : act == F_STATUS_429 ? 1000
+          : act == F_REORDER    ? MS_REORDER_DEFAULT_MS
+                                : 0;
     if (delay != NULL) {
         dms = json_is_integer(delay) ? json_integer_value(delay) : -1;
         if (dms < 0 || dms > 600000) {

@@ -131,6 +131,12 @@ static enum MHD_Result send_resp(const ms_req *rq, ms_resp *r, const char *orig_
         MHD_add_response_header(resp, "Stripe-Should-Retry", retry ? "true" : "false");
     if (r->status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"Stripe\"");
+    if (r->retry_after_s > 0) {
+        char ra[16];
+
+        snprintf(ra, sizeof ra, "%d", r->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
     ret = MHD_queue_response(rq->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -170,6 +176,15 @@ static enum MHD_Result handle_api(ms_req *rq, const mh_conn *cx, ms_resp *r, cha
         ms_fail(r, 500, "api_error", NULL, NULL,
                 "An unknown error occurred (injected by /_mock/faults); nothing was applied.");
         r->retry = 1;
+        goto out;
+    }
+    if (faulted && fault.action == F_STATUS_429) {
+        /* Stripe's rate limit error; delay_ms (rounded up to seconds) is the Retry-After. */
+        ms_fail(r, 429, "invalid_request_error", "rate_limit", NULL,
+                "Too many requests hit the API too quickly (injected by /_mock/faults); "
+                "nothing was applied.");
+        r->retry = 1;
+        r->retry_after_s = (int)((fault.delay_ms + 999) / 1000);
         goto out;
     }
     if (!routed) {

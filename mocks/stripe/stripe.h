@@ -116,6 +116,7 @@ typedef struct {
     size_t len;
     bool no_store;      /* Stripe saves no idempotent result when validation failed */
     int retry;          /* Stripe-Should-Retry: -1 default by status, 0 false, 1 true */
+    int retry_after_s;  /* Retry-After in seconds; 0: none */
 } ms_resp;
 
 typedef struct {
@@ -228,10 +229,10 @@ typedef struct {
 typedef enum { IDEM_NEW, IDEM_REPLAY, IDEM_IN_FLIGHT, IDEM_OTHER_ENDPOINT, IDEM_OTHER_PARAMS }
     ms_idem_res;
 
-/* The first four act on a request (an HTTP match); delay and the last three on
- * a webhook delivery (a "WEBHOOK <event type or *>" match). */
+/* The first four and status_429 act on a request (an HTTP match); delay, drop,
+ * duplicate and reorder on a webhook delivery (a "WEBHOOK <event type or *>" match). */
 typedef enum {
-    F_STATUS_500, F_DELAY, F_DROP_RESPONSE, F_HANG, F_DROP, F_DUPLICATE, F_REORDER
+    F_STATUS_500, F_DELAY, F_DROP_RESPONSE, F_HANG, F_DROP, F_DUPLICATE, F_REORDER, F_STATUS_429
 } ms_fault_action;
 
 typedef struct ms_fault {

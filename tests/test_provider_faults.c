@@ -1,6 +1,7 @@
-/* Webhook faults at the provider: mock-stripe delays, drops, duplicates and
- * reorders its own deliveries (POST /_mock/faults with a "WEBHOOK <type>"
- * match), as a real provider's network and retries do, and checkoutd still
+/* Faults at the provider. mock-stripe rate-limits a call (429 with
+ * Retry-After), and delays, drops, duplicates and reorders its own webhook
+ * deliveries (POST /_mock/faults with a "WEBHOOK <type>" match), as a real
+ * provider's limits, network and retries do, and checkoutd still
  * ends every order once, with its money and stock right: a duplicate is
  * applied once, a late or overtaken event changes nothing it should not, and
  * a lost one leaves the order to the app's confirm (or the reservation's
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static co_test_server srv;
@@ -198,9 +200,30 @@ START_TEST(webhook_faults_are_checked)
 }
 END_TEST
 
-static Suite *webhook_faults_suite(void)
+/* A 429 with Retry-After: 2 is waited out (at least its two seconds), then
+ * the checkout goes through, created once. */
+START_TEST(a_rate_limited_call_waits_for_retry_after)
 {
-    Suite *s = suite_create("webhook_faults");
+    char cart[256], order[37], pi[64];
+    struct timespec t0, t1;
+    long ms;
+
+    start();
+    co_test_fault(&srv, "POST /v1/payment_intents", "status_429", 1, 2000);
+    co_test_cart(cart, sizeof cart, item, 2, "pm_card_visa");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    co_test_checkout_order(&srv, user, "k1", cart, 201, order, pi);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    ck_assert_msg(ms >= 2000, "retried after %ld ms, before the provider's Retry-After", ms);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "payment_intents"), 1);
+    expect_confirmed_once(order);
+}
+END_TEST
+
+static Suite *provider_faults_suite(void)
+{
+    Suite *s = suite_create("provider_faults");
     TCase *tc = co_test_tcase(s, "deliveries", 60);
 
     tcase_add_checked_fixture(tc, NULL, stop);
@@ -209,10 +232,11 @@ static Suite *webhook_faults_suite(void)
     tcase_add_test(tc, a_late_event_after_the_confirm_changes_nothing);
     tcase_add_test(tc, reordered_events_leave_the_order_as_it_is);
     tcase_add_test(tc, webhook_faults_are_checked);
+    tcase_add_test(tc, a_rate_limited_call_waits_for_retry_after);
     return s;
 }
 
 int main(void)
 {
-    return co_test_run_http(webhook_faults_suite());
+    return co_test_run_http(provider_faults_suite());
 }
