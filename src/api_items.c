@@ -42,6 +42,8 @@ void co_api_item_subscribe(co_worker *w, const co_req *req, co_resp *resp)
         co_api_store_error(resp, rc);
     else if (sub == CO_SUBSCRIBED_NO_ITEM)
         co_resp_error(resp, CO_ERR_item_not_found, NULL, NULL);
+    else if (sub == CO_SUBSCRIBED_IN_STOCK)
+        co_resp_error(resp, CO_ERR_item_in_stock, NULL, json_pack("{s:s}", "item_id", id));
     else
         co_resp_json(resp, sub == CO_SUBSCRIBED_NEW ? 201 : 200,
                      json_pack("{s:s, s:s, s:b}", "item_id", id, "user_id", user, "subscribed", 1));

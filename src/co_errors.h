@@ -25,6 +25,7 @@
     X(item_not_found, 3000, 404, "No item has this id.")                                     \
     X(out_of_stock, 3001, 409, "Not enough units of an item are free; see `item_id`.")       \
     X(sku_exists, 3002, 409, "An item with this sku exists.")                                \
+    X(item_in_stock, 3003, 409, "The item has units free; buy it instead of waiting.")       \
     /* 4xxx: orders and checkout */                                                          \
     X(order_not_found, 4000, 404, "No order of yours has this id.")                          \
     X(idempotency_key_reused, 4001, 422, "This Idempotency-Key was used with another body.") \

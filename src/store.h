@@ -52,6 +52,7 @@ typedef enum {
     CO_SUBSCRIBED_NEW,      /* the shopper now waits for the item */
     CO_SUBSCRIBED_ALREADY,  /* was waiting already */
     CO_SUBSCRIBED_NO_ITEM,  /* no such item */
+    CO_SUBSCRIBED_IN_STOCK, /* the item has units free: nothing stored */
 } co_subscribed;
 
 co_store_rc co_store_subscribe(co_db *db, const char *item_id, const char *user_id,
