@@ -47,6 +47,7 @@ void co_answer_clear(co_answer *a);
 typedef struct {
     const co_order *order;      /* as it is now: id and status (the from-state) */
     const co_state *path;       /* the states entered, in order (via, captured, to) */
+    const char *const *reasons; /* the history reason of each hop (hops of them) */
     int hops;
     const co_change *change;
     int lease_seconds;          /* > 0: the mover keeps the order leased; 0: lease dropped */
