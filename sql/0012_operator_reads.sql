@@ -1,4 +1,7 @@
--- Every hop of a transition with its own history reason.
+-- Operator tools and list reads: every hop of a transition with its own
+-- history reason; pages of the catalogue, of a shopper's orders and of all
+-- orders (filters by status, age and lease), each a keyset walk of an index,
+-- never a scan.
 
 -- ------------------------------------------------- history reasons per hop
 -- co_transition gains p_reasons: the reason of each hop of p_path (NULL
@@ -73,5 +76,136 @@ BEGIN
          WHERE h.id = x.id AND h.reason IS DISTINCT FROM coalesce(p_reasons[x.n], p_reason);
     END IF;
     RETURN result;
+END
+$$;
+
+-- ------------------------------------------------- pages
+-- The admin order: the order as co_order_json shows it, plus its lease.
+CREATE FUNCTION co_admin_order_json(p_order_id uuid) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT co_order_json(o.id) || jsonb_build_object('lease_owner', o.lease_owner,
+                                                     'lease_expires_at', co_iso(o.lease_until))
+      FROM orders o WHERE o.id = p_order_id
+$$;
+
+-- The index a page of orders walks: per status, newest first. Replaces
+-- orders_status_idx (status, id), which served equality on status alone and
+-- this one serves as well; a shopper's orders likewise (orders_user_idx).
+-- Same number of indexes on orders, so a transition writes no more entries.
+CREATE INDEX orders_status_created_idx ON orders (status, created_at, id);
+DROP INDEX orders_status_idx;
+CREATE INDEX orders_user_created_idx ON orders (user_id, created_at, id);
+DROP INDEX orders_user_idx;
+
+-- A Stripe-style page of the catalogue by sku: {"object":"list","url",
+-- "has_more","data":[item...]}; starting_after is an item id (CK400
+-- starting_after when there is none). Walks items_sku_key.
+CREATE FUNCTION co_items_page(p_limit integer, p_starting_after uuid)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    after_sku text := '';  -- every sku is longer: sorts before them all
+    ids uuid[];
+BEGIN
+    IF p_starting_after IS NOT NULL THEN
+        SELECT sku INTO after_sku FROM items WHERE id = p_starting_after;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no item %', p_starting_after
+                USING ERRCODE = 'CK400', DETAIL = 'starting_after';
+        END IF;
+    END IF;
+    SELECT array_agg(id ORDER BY sku) INTO ids
+      FROM (SELECT id, sku FROM items WHERE sku > after_sku ORDER BY sku LIMIT p_limit + 1) s;
+    ids := coalesce(ids, '{}');
+    RETURN jsonb_build_object(
+        'object', 'list', 'url', '/v1/items',
+        'has_more', cardinality(ids) > p_limit,
+        'data', coalesce((SELECT jsonb_agg(co_item_json(x.id) ORDER BY x.n)
+                            FROM unnest(ids[1:p_limit]) WITH ORDINALITY AS x(id, n)), '[]'));
+END
+$$;
+
+-- A shopper's orders, newest first, as GET /v1/orders/{id} shows each.
+-- starting_after must be one of the shopper's own orders (CK400 otherwise:
+-- another's is as unknown as a made-up id).
+CREATE FUNCTION co_user_orders_page(p_user_id uuid, p_limit integer, p_starting_after uuid)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    after_created timestamptz := 'infinity';
+    after_id uuid := 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+    ids uuid[];
+BEGIN
+    IF p_starting_after IS NOT NULL THEN
+        SELECT created_at, id INTO after_created, after_id FROM orders
+         WHERE id = p_starting_after AND user_id = p_user_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no order %', p_starting_after
+                USING ERRCODE = 'CK400', DETAIL = 'starting_after';
+        END IF;
+    END IF;
+    SELECT array_agg(id ORDER BY created_at DESC, id DESC) INTO ids
+      FROM (SELECT id, created_at FROM orders
+             WHERE user_id = p_user_id AND (created_at, id) < (after_created, after_id)
+             ORDER BY created_at DESC, id DESC LIMIT p_limit + 1) s;
+    ids := coalesce(ids, '{}');
+    RETURN jsonb_build_object(
+        'object', 'list', 'url', '/v1/orders',
+        'has_more', cardinality(ids) > p_limit,
+        'data', coalesce((SELECT jsonb_agg(co_order_json(x.id) ORDER BY x.n)
+                            FROM unnest(ids[1:p_limit]) WITH ORDINALITY AS x(id, n)), '[]'));
+END
+$$;
+
+-- Every order, newest first, with the operator's filters: p_statuses (NULL:
+-- every status), created before p_created_before, lease 'held' (lease_until
+-- not passed), 'lapsed' (passed) or 'none'. Each status is walked on
+-- orders_status_created_idx from the cursor down and at most p_limit + 1 rows
+-- are read from each before the merge, so a page costs a dozen short index
+-- walks however many orders there are. (The lease filter is checked on those
+-- rows: a page asking for a rare lease in a common status walks further.)
+CREATE FUNCTION co_admin_orders_page(p_statuses text[], p_created_before timestamptz,
+                                     p_lease text, p_limit integer, p_starting_after uuid)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    after_created timestamptz := 'infinity';
+    after_id uuid := 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+    ids uuid[];
+BEGIN
+    IF p_starting_after IS NOT NULL THEN
+        SELECT created_at, id INTO after_created, after_id FROM orders WHERE id = p_starting_after;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no order %', p_starting_after
+                USING ERRCODE = 'CK400', DETAIL = 'starting_after';
+        END IF;
+    END IF;
+    IF p_created_before IS NOT NULL AND p_created_before <= after_created THEN
+        -- Strictly before p_created_before: the cursor's row order, with the
+        -- highest uuid standing for "any order created then".
+        after_created := p_created_before;
+        after_id := '00000000-0000-0000-0000-000000000000';
+    END IF;
+    SELECT array_agg(p.id ORDER BY p.created_at DESC, p.id DESC) INTO ids
+      FROM (SELECT o.id, o.created_at
+              FROM unnest(coalesce(p_statuses,
+                                   ARRAY['pending', 'reserved', 'awaiting_payment', 'authorized',
+                                         'captured', 'confirmed', 'voiding', 'refunding',
+                                         'failed', 'expired', 'cancelled', 'refunded'])) AS st(s)
+              CROSS JOIN LATERAL (
+                  SELECT id, created_at FROM orders
+                   WHERE status = st.s AND (created_at, id) < (after_created, after_id)
+                     AND (p_lease IS NULL
+                          OR (p_lease = 'held' AND lease_until >= now())
+                          OR (p_lease = 'lapsed' AND lease_until < now())
+                          OR (p_lease = 'none' AND lease_until IS NULL))
+                   ORDER BY created_at DESC, id DESC LIMIT p_limit + 1) o
+             ORDER BY o.created_at DESC, o.id DESC LIMIT p_limit + 1) p;
+    ids := coalesce(ids, '{}');
+    RETURN jsonb_build_object(
+        'object', 'list', 'url', '/v1/admin/orders',
+        'has_more', cardinality(ids) > p_limit,
+        'data', coalesce((SELECT jsonb_agg(co_admin_order_json(x.id) ORDER BY x.n)
+                            FROM unnest(ids[1:p_limit]) WITH ORDINALITY AS x(id, n)), '[]'));
 END
 $$;

@@ -1,5 +1,7 @@
-/* GET /v1/items/{id} (public catalogue read) and
- * POST /v1/items/{id}/back-in-stock (subscribe the shopper, idempotent). */
+/* GET /v1/items (the catalogue by sku, in pages), GET /v1/items/{id}
+ * (public catalogue reads) and
+ * POST /v1/items/{id}/back-in-stock (subscribe the shopper, idempotent; 409
+ * item_in_stock while the item has free units). */
 #include "co_app.h"
 
 #include <stdlib.h>
@@ -22,6 +24,22 @@ void co_api_item_get(co_worker *w, const co_req *req, co_resp *resp)
         co_resp_error(resp, CO_ERR_item_not_found, NULL, NULL);
     else
         co_api_store_error(resp, rc);
+    free(json);
+}
+
+void co_api_items_list(co_worker *w, const co_req *req, co_resp *resp)
+{
+    char after[37];
+    const char *starting_after;
+    int limit;
+    char *json = NULL;
+    co_store_refusal refusal = {0};
+    co_store_rc rc;
+
+    if (!co_api_page_params(req, resp, "an item id", &limit, after, &starting_after))
+        return;
+    rc = co_store_items_page(w->db, limit, starting_after, &json, &refusal);
+    co_api_page(resp, rc, json, &refusal, "item");
     free(json);
 }
 

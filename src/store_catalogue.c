@@ -15,6 +15,19 @@ co_store_rc co_store_item_json(co_db *db, const char *item_id, char **json)
                          1, params, "item_json", json, NULL);
 }
 
+co_store_rc co_store_items_page(co_db *db, int limit, const char *starting_after, char **json,
+                                co_store_refusal *refusal)
+{
+    char lim[16];
+    const char *params[2] = {lim, starting_after};
+
+    snprintf(lim, sizeof lim, "%d", limit);
+    return co_store_text(db,
+                         "SELECT co_items_page(p_limit => $1,"
+                         " p_starting_after => $2)::text AS page",
+                         2, params, "page", json, refusal);
+}
+
 co_store_rc co_store_item_create(co_db *db, const co_item_new *item, char **json,
                                  co_store_refusal *refusal)
 {

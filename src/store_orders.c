@@ -287,3 +287,17 @@ co_store_rc co_store_order_json(co_db *db, const char *order_id, const char *use
                          " WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2::uuid)",
                          2, params, "order_json", json, NULL);
 }
+
+co_store_rc co_store_user_orders_page(co_db *db, const char *user_id, int limit,
+                                      const char *starting_after, char **json,
+                                      co_store_refusal *refusal)
+{
+    char lim[16];
+    const char *params[3] = {user_id, lim, starting_after};
+
+    snprintf(lim, sizeof lim, "%d", limit);
+    return co_store_text(db,
+                         "SELECT co_user_orders_page(p_user_id => $1, p_limit => $2,"
+                         " p_starting_after => $3)::text AS page",
+                         3, params, "page", json, refusal);
+}
