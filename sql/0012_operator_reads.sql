@@ -1,7 +1,7 @@
 -- Operator tools and list reads: every hop of a transition with its own
--- history reason; pages of the catalogue, of a shopper's orders and of all
--- orders (filters by status, age and lease), each a keyset walk of an index,
--- never a scan.
+-- history reason; one order's lease claimed for POST /v1/admin/orders/{id}/drive;
+-- pages of the catalogue, of a shopper's orders and of all orders (filters by
+-- status, age and lease), each a keyset walk of an index, never a scan.
 
 -- ------------------------------------------------- history reasons per hop
 -- co_transition gains p_reasons: the reason of each hop of p_path (NULL
@@ -76,6 +76,39 @@ BEGIN
          WHERE h.id = x.id AND h.reason IS DISTINCT FROM coalesce(p_reasons[x.n], p_reason);
     END IF;
     RETURN result;
+END
+$$;
+
+-- ------------------------------------------------- one order driven now
+-- Leases one live order to p_owner for POST /v1/admin/orders/{id}/drive, as
+-- co_claim_stalled would. 'claimed'; 'held' when another owner's lease has not
+-- lapsed (nothing changed); 'idle' when there is nothing to drive (ended,
+-- pending, or an unpaid reservation that has not expired); 'none' for no order.
+CREATE FUNCTION co_claim_order(p_order_id uuid, p_owner text, p_lease_seconds integer)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    o orders%ROWTYPE;
+BEGIN
+    SELECT * INTO o FROM orders WHERE id = p_order_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RETURN 'none';
+    END IF;
+    IF o.status NOT IN ('reserved', 'authorized', 'captured', 'voiding', 'refunding',
+                        'awaiting_payment')
+       OR (o.status = 'awaiting_payment' AND NOT coalesce(o.reservation_expires_at < now(), false))
+    THEN
+        RETURN 'idle';
+    END IF;
+    IF o.lease_until >= now() AND o.lease_owner IS DISTINCT FROM p_owner THEN
+        RETURN 'held';
+    END IF;
+    UPDATE orders
+       SET lease_owner = p_owner,
+           lease_until = now() + make_interval(secs => p_lease_seconds),
+           attempts = attempts + 1
+     WHERE id = p_order_id;
+    RETURN 'claimed';
 END
 $$;
 

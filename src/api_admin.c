@@ -1,5 +1,7 @@
 /* Admin endpoints (bearer ADMIN_API_KEY): create items, read any order, list
- * orders in Stripe-style pages with the operator's filters. */
+ * orders in Stripe-style pages with the operator's filters, and the operator's
+ * moves on a stuck order (drive, resolve: what they may do is the saga's,
+ * states/orders.c). */
 #include "co_app.h"
 
 #include <stdio.h>
@@ -215,4 +217,121 @@ void co_api_admin_orders(co_worker *w, const co_req *req, co_resp *resp)
     rc = co_store_orders_page(w->db, &f, &json, &refusal);
     co_api_page(resp, rc, json, &refusal, "order");
     free(json);
+}
+
+/* The order of the path for an operator's move, or an answer already given. */
+static bool admin_which(co_worker *w, const co_req *req, co_resp *resp, char id[37])
+{
+    if (!co_api_admin(w, req, resp))
+        return false;
+    if (!co_api_uuid(req->param, id)) {
+        co_resp_error(resp, CO_ERR_order_not_found, NULL, NULL);
+        return false;
+    }
+    return true;
+}
+
+/* Answers an operator's move that was not made. */
+static void admin_refused(co_resp *resp, co_order_result res, const co_order *o,
+                          const char *why)
+{
+    switch (res) {
+    case CO_ORDER_NOT_FOUND:
+        co_resp_error(resp, CO_ERR_order_not_found, NULL, NULL);
+        return;
+    case CO_ORDER_LEASED:
+        co_resp_error(resp, CO_ERR_order_in_progress,
+                      "Another process holds the order's lease; it is being driven, or "
+                      "recovery retries it once the lease lapses (lease_expires_at).",
+                      json_pack("{s:s, s:s}", "order_id", o->id, "status",
+                                co_state_name(o->status)));
+        return;
+    case CO_ORDER_ENDED:
+        co_resp_error(resp, CO_ERR_order_terminal, NULL,
+                      json_pack("{s:s, s:s}", "order_id", o->id, "status",
+                                co_state_name(o->status)));
+        return;
+    case CO_ORDER_UNRESOLVED:
+        co_resp_error(resp, CO_ERR_cannot_resolve, why,
+                      json_pack("{s:s, s:s}", "order_id", o->id, "status",
+                                co_state_name(o->status)));
+        return;
+    default:
+        co_api_store_error(resp, CO_STORE_RETRY);
+        return;
+    }
+}
+
+void co_api_admin_order_drive(co_worker *w, const co_req *req, co_resp *resp)
+{
+    char id[37];
+    co_order o;
+    co_order_result res;
+
+    if (!admin_which(w, req, resp, id))
+        return;
+    if (req->body_len > 0) {
+        json_t *body = co_api_body(req, resp);
+        const char *key;
+        json_t *v;
+
+        if (body == NULL)
+            return;
+        json_object_foreach(body, key, v) {
+            (void)v;
+            co_api_unknown_field(resp, key);
+            json_decref(body);
+            return;
+        }
+        json_decref(body);
+    }
+    res = co_saga_drive_now(&w->saga, id, &o);
+    if (res != CO_ORDER_DONE) {
+        admin_refused(resp, res, &o, NULL);
+        return;
+    }
+    admin_order(w, resp, id);
+}
+
+/* Characters (not bytes) of a valid UTF-8 string. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s != '\0'; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+void co_api_admin_order_resolve(co_worker *w, const co_req *req, co_resp *resp)
+{
+    char id[37], why[512];
+    json_t *body, *v;
+    const char *key, *reason;
+    co_order o;
+    co_order_result res;
+
+    if (!admin_which(w, req, resp, id))
+        return;
+    body = co_api_body(req, resp);
+    if (body == NULL)
+        return;
+    json_object_foreach(body, key, v) {
+        if (strcmp(key, "reason") != 0) {
+            co_api_unknown_field(resp, key);
+            goto done;
+        }
+    }
+    reason = json_string_value(json_object_get(body, "reason"));
+    if (reason == NULL || reason[0] == '\0' || utf8_chars(reason) > 500) {
+        co_api_bad_field(resp, "reason", "reason must be a string of 1 to 500 characters.");
+        goto done;
+    }
+    res = co_saga_resolve(&w->saga, id, reason, &o, why, sizeof why);
+    if (res != CO_ORDER_DONE)
+        admin_refused(resp, res, &o, why);
+    else
+        admin_order(w, resp, id);
+done:
+    json_decref(body);
 }

@@ -29,6 +29,8 @@ const co_route co_routes[] = {
     {"POST", "/v1/admin/items/*/hot", co_api_admin_item_hot, false},
     {"GET", "/v1/admin/orders", co_api_admin_orders, false},
     {"GET", "/v1/admin/orders/*", co_api_admin_order_get, false},
+    {"POST", "/v1/admin/orders/*/drive", co_api_admin_order_drive, false},
+    {"POST", "/v1/admin/orders/*/resolve", co_api_admin_order_resolve, false},
     {"POST", "/webhooks/stripe", co_webhook_stripe, false},
     {"POST", "/webhooks/restock", co_webhook_restock, false},
     {NULL, NULL, NULL, false},

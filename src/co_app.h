@@ -81,6 +81,8 @@ void co_api_item_subscribe(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_item_create(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_order_get(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_orders(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_admin_order_drive(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_admin_order_resolve(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_items_list(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_orders_list(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_item_hot(co_worker *w, const co_req *req, co_resp *resp);

@@ -33,6 +33,9 @@
     X(order_state_conflict, 4003, 409, "The order's state does not allow this.")             \
     X(rate_limited, 4004, 429, "Too many checkout attempts; retry after Retry-After.")      \
     X(reservation_limit, 4005, 429, "Too many units held in unpaid reservations.")          \
+    X(order_in_progress, 4006, 409, "Another process holds the order's lease.")              \
+    X(order_terminal, 4007, 409, "The order has ended.")                                     \
+    X(cannot_resolve, 4008, 409, "No resolve rule applies to the provider's state.")         \
     /* 5xxx: payment */                                                                      \
     X(payment_declined, 5000, 402, "The card was declined; see `decline_code`.")             \
     X(authentication_required, 5001, 402, "The card needs the shopper to authenticate.")     \

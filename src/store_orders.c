@@ -277,6 +277,37 @@ co_store_rc co_store_claim_stalled(void *db, const char *owner, int lease_second
     return co_store_rc_of(st);
 }
 
+static const struct {
+    const char *text;
+    co_claim claim;
+} claims[] = {
+    {"claimed", CO_CLAIM_TAKEN}, {"held", CO_CLAIM_HELD}, {"idle", CO_CLAIM_IDLE},
+    {"none", CO_CLAIM_NONE},
+};
+
+co_store_rc co_store_claim_order(void *db, const char *order_id, const char *owner,
+                                 int lease_seconds, co_claim *claim)
+{
+    char lease[16];
+    const char *params[3] = {order_id, owner, lease};
+    const char *text;
+    co_dbr r;
+    co_db_status st;
+
+    snprintf(lease, sizeof lease, "%d", lease_seconds);
+    *claim = CO_CLAIM_NONE;
+    st = co_db_call(db, &r,
+                    "SELECT co_claim_order(p_order_id => $1, p_owner => $2,"
+                    " p_lease_seconds => $3) AS claim",
+                    3, params);
+    text = st == CO_DB_ROWS ? co_dbr_str(&r, 0, "claim") : NULL;
+    for (size_t i = 0; text && i < sizeof claims / sizeof claims[0]; i++)
+        if (strcmp(text, claims[i].text) == 0)
+            *claim = claims[i].claim;
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
+
 co_store_rc co_store_order_json(co_db *db, const char *order_id, const char *user_id,
                                 char **json)
 {
