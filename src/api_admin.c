@@ -158,7 +158,7 @@ static bool timestamp_param(const char *q)
         (q[10] != 'T' && q[10] != 't') || q[13] != ':' || q[16] != ':')
         return false;
     if (sscanf(q, "%4d-%2d-%2d%*c%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
-        used != 19)
+        used != 19 || y < 1) /* Postgres has no year 0 */
         return false;
     rest = q + 19;
     if (*rest == '.') {

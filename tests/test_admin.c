@@ -415,6 +415,8 @@ START_TEST(admin_orders_bad_params_and_auth)
             "invalid_request", "created_before");
     refused("GET", "/v1/admin/orders?created_before=2026-02-30T00:00:00Z", CO_TEST_ADMIN_KEY,
             NULL, 400, "invalid_request", "created_before");
+    refused("GET", "/v1/admin/orders?created_before=0000-01-01T00:00:00Z", CO_TEST_ADMIN_KEY,
+            NULL, 400, "invalid_request", "created_before");
     refused("GET", "/v1/admin/orders?created_before=2026-12-01T12:00:00%2B01:00",
             CO_TEST_ADMIN_KEY, NULL, 400, "invalid_request", "created_before");
     refused("GET", "/v1/admin/orders?limit=101", CO_TEST_ADMIN_KEY, NULL, 400,
