@@ -190,6 +190,9 @@ BEGIN
 END
 $$;
 
+-- Replaced by co_admin_orders_page below (filters, leases), its only caller gone.
+DROP FUNCTION co_orders_page(text, integer, uuid);
+
 -- Every order, newest first, with the operator's filters: p_statuses (NULL:
 -- every status), created before p_created_before, lease 'held' (lease_until
 -- not passed), 'lapsed' (passed) or 'none'. Each status is walked on
