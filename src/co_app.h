@@ -61,6 +61,16 @@ void co_api_store_error(co_resp *resp, co_store_rc rc);
 void co_api_order(co_worker *w, co_resp *resp, const char *order_id, const char *user_or_null,
                   unsigned status);
 
+/* The paging parameters of a list: limit (1 to 100, default 10) and
+ * starting_after (a uuid: what names the kind of id, e.g. "an item id"),
+ * lower-cased into after with *starting_after pointing at it (NULL when
+ * absent). On a bad one answers 400 invalid_request naming it, returns false. */
+bool co_api_page_params(const co_req *req, co_resp *resp, const char *what, int *limit,
+                        char after[37], const char **starting_after);
+/* Answers a page the store made (refusal INVALID: starting_after named nothing). */
+void co_api_page(co_resp *resp, co_store_rc rc, char *json, const co_store_refusal *refusal,
+                 const char *what);
+
 /* Handlers, one file per endpoint family. */
 void co_api_checkout(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_order_get(co_worker *w, const co_req *req, co_resp *resp);
@@ -71,6 +81,10 @@ void co_api_item_subscribe(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_item_create(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_order_get(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_orders(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_admin_order_drive(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_admin_order_resolve(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_items_list(co_worker *w, const co_req *req, co_resp *resp);
+void co_api_orders_list(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_item_hot(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_item_hot_get(co_worker *w, const co_req *req, co_resp *resp);
 void co_api_admin_page(co_worker *w, const co_req *req, co_resp *resp);

@@ -25,6 +25,7 @@
     X(item_not_found, 3000, 404, "No item has this id.")                                     \
     X(out_of_stock, 3001, 409, "Not enough units of an item are free; see `item_id`.")       \
     X(sku_exists, 3002, 409, "An item with this sku exists.")                                \
+    X(item_in_stock, 3003, 409, "The item has units free; buy it instead of waiting.")       \
     /* 4xxx: orders and checkout */                                                          \
     X(order_not_found, 4000, 404, "No order of yours has this id.")                          \
     X(idempotency_key_reused, 4001, 422, "This Idempotency-Key was used with another body.") \
@@ -32,6 +33,9 @@
     X(order_state_conflict, 4003, 409, "The order's state does not allow this.")             \
     X(rate_limited, 4004, 429, "Too many checkout attempts; retry after Retry-After.")      \
     X(reservation_limit, 4005, 429, "Too many units held in unpaid reservations.")          \
+    X(order_in_progress, 4006, 409, "Another process holds the order's lease.")              \
+    X(order_terminal, 4007, 409, "The order has ended.")                                     \
+    X(cannot_resolve, 4008, 409, "No resolve rule applies to the provider's state.")         \
     /* 5xxx: payment */                                                                      \
     X(payment_declined, 5000, 402, "The card was declined; see `decline_code`.")             \
     X(authentication_required, 5001, 402, "The card needs the shopper to authenticate.")     \

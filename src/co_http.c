@@ -115,6 +115,8 @@ static void ctx_free(conn_ctx *x)
     free(r->q_status);
     free(r->q_limit);
     free(r->q_starting_after);
+    free(r->q_created_before);
+    free(r->q_lease);
     free(x->resp.body);
     free(x);
 }
@@ -287,6 +289,8 @@ static void capture_request(conn_ctx *x, struct MHD_Connection *c, const char *u
     r->q_status = dup_or_null(query(c, "status"));
     r->q_limit = dup_or_null(query(c, "limit"));
     r->q_starting_after = dup_or_null(query(c, "starting_after"));
+    r->q_created_before = dup_or_null(query(c, "created_before"));
+    r->q_lease = dup_or_null(query(c, "lease"));
 }
 
 /* The route of the request; NULL when none, then *method_mismatch says

@@ -32,7 +32,7 @@ typedef struct {
     char *content_type;
     char *stripe_signature;
     char *restock_signature;
-    char *q_status, *q_limit, *q_starting_after;
+    char *q_status, *q_limit, *q_starting_after, *q_created_before, *q_lease;
     long long received_us;  /* when the whole request was read (co_metric_now_us) */
 } co_req;
 

@@ -1,6 +1,8 @@
 /* The checkout's answer for each deciding state:
- *   confirmed          201 {"order_id","status","amount","currency","payment_intent"}
- *   awaiting_payment   202 {"order_id","status","client_secret","reservation_expires_at",...}
+ *   confirmed          201 {"id","order_id","status","amount","currency","payment_intent"}
+ *   awaiting_payment   202 {"id","order_id","status","client_secret","reservation_expires_at",...}
+ * "id" is the order's id as the order object names it; "order_id" is the same
+ * value under its first name, kept for clients that read it (deprecated).
  *   failed             the error of its failure code (out_of_stock names the item,
  *                      payment_declined carries the decline_code) */
 #include "render.h"
@@ -32,14 +34,15 @@ bool co_render_checkout_answer(const co_order *o, unsigned *status, char **body)
 
     switch (o->status) {
     case CO_ST_CONFIRMED:
-        j = json_pack("{s:s, s:s, s:I, s:s, s:s}", "order_id", o->id, "status", "confirmed",
+        j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "id", o->id, "order_id", o->id,
+                      "status", "confirmed",
                       "amount", (json_int_t)o->amount, "currency", o->currency,
                       "payment_intent", o->payment_intent);
         *status = 201;
         break;
     case CO_ST_AWAITING_PAYMENT:
-        j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "order_id", o->id, "status",
-                      "awaiting_payment", "client_secret", o->client_secret,
+        j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "id", o->id, "order_id",
+                      o->id, "status", "awaiting_payment", "client_secret", o->client_secret,
                       "reservation_expires_at", o->expires_at, "payment_intent",
                       o->payment_intent, "amount", (json_int_t)o->amount, "currency",
                       o->currency);

@@ -34,7 +34,19 @@ co_err co_store_refusal_err(co_refusal kind);
 co_store_rc co_store_order_json(co_db *db, const char *order_id, const char *user_id,
                                 char **json);
 
+/* A Stripe-style page of the shopper's own orders, newest first
+ * (co_user_orders_page) into *json (malloc'd); starting_after may be NULL;
+ * refusal INVALID when it names no order of this shopper. */
+co_store_rc co_store_user_orders_page(co_db *db, const char *user_id, int limit,
+                                      const char *starting_after, char **json,
+                                      co_store_refusal *refusal);
+
 /* ---------------------------------------------------------- catalogue */
+
+/* A Stripe-style page of the catalogue by sku (co_items_page) into *json
+ * (malloc'd); refusal INVALID when starting_after names no item. */
+co_store_rc co_store_items_page(co_db *db, int limit, const char *starting_after, char **json,
+                                co_store_refusal *refusal);
 
 /* The item's JSON text (co_item_json) into *json (malloc'd). */
 co_store_rc co_store_item_json(co_db *db, const char *item_id, char **json);
@@ -53,6 +65,7 @@ typedef enum {
     CO_SUBSCRIBED_NEW,      /* the shopper now waits for the item */
     CO_SUBSCRIBED_ALREADY,  /* was waiting already */
     CO_SUBSCRIBED_NO_ITEM,  /* no such item */
+    CO_SUBSCRIBED_IN_STOCK, /* the item has units free: nothing stored */
 } co_subscribed;
 
 co_store_rc co_store_subscribe(co_db *db, const char *item_id, const char *user_id,
@@ -85,16 +98,27 @@ co_store_rc co_store_item_hot_get(co_db *db, const char *item_id, char **json);
 
 /* ---------------------------------------------------------- admin */
 
-/* A Stripe-style page of orders (co_orders_page) into *json (malloc'd).
- * status and starting_after may be NULL; refusal INVALID when starting_after
- * names no order. */
-co_store_rc co_store_orders_page(co_db *db, const char *status, int limit,
-                                 const char *starting_after, char **json,
+/* What a page of every order is filtered by; NULL members filter nothing. */
+typedef struct {
+    const char *statuses;       /* text[] literal of status names: {"voiding","refunding"} */
+    const char *created_before; /* a timestamptz the orders were created before */
+    const char *lease;          /* "held", "lapsed" or "none" */
+    const char *starting_after; /* an order id: the page after it */
+    int limit;
+} co_orders_filter;
+
+/* A Stripe-style page of admin orders (co_admin_orders_page: the order and
+ * its lease) into *json (malloc'd); refusal INVALID when starting_after names
+ * no order. */
+co_store_rc co_store_orders_page(co_db *db, const co_orders_filter *f, char **json,
                                  co_store_refusal *refusal);
 
 /* The admin page's overview (co_admin_overview) into *json (malloc'd): the orders
  * with the latest activity, items by sku, the newest webhooks and notifications. */
 co_store_rc co_store_admin_overview(co_db *db, int orders, int items, int events, char **json);
+/* The admin order (co_admin_order_json: the order and its lease) into *json
+ * (malloc'd); CO_STORE_NONE when there is no such order. */
+co_store_rc co_store_admin_order_json(co_db *db, const char *order_id, char **json);
 
 /* ---------------------------------------------------------- outbox */
 

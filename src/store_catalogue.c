@@ -15,6 +15,19 @@ co_store_rc co_store_item_json(co_db *db, const char *item_id, char **json)
                          1, params, "item_json", json, NULL);
 }
 
+co_store_rc co_store_items_page(co_db *db, int limit, const char *starting_after, char **json,
+                                co_store_refusal *refusal)
+{
+    char lim[16];
+    const char *params[2] = {lim, starting_after};
+
+    snprintf(lim, sizeof lim, "%d", limit);
+    return co_store_text(db,
+                         "SELECT co_items_page(p_limit => $1,"
+                         " p_starting_after => $2)::text AS page",
+                         2, params, "page", json, refusal);
+}
+
 co_store_rc co_store_item_create(co_db *db, const co_item_new *item, char **json,
                                  co_store_refusal *refusal)
 {
@@ -38,16 +51,23 @@ co_store_rc co_store_subscribe(co_db *db, const char *item_id, const char *user_
     co_dbr r;
     co_db_status st;
 
-    /* Idempotent: a second subscription of the same shopper is the same one. */
+    /* Idempotent: a second subscription of the same shopper is the same one.
+     * Only while the item has no free units: a restock from zero is what
+     * notifies, so a subscription to an item in stock would wait for a sell-out
+     * and a restock the shopper never asked about. */
     st = co_db_call(db, &r,
-                    "/* subscribe */ WITH item AS (SELECT id FROM items WHERE id = $1),"
+                    "/* subscribe */ WITH item AS (SELECT id, co_item_available(id) AS free"
+                    "                FROM items WHERE id = $1),"
                     " ins AS (INSERT INTO stock_subscriptions (item_id, user_id)"
-                    "         SELECT id, $2 FROM item ON CONFLICT DO NOTHING RETURNING 1)"
+                    "         SELECT id, $2 FROM item WHERE free = 0"
+                    "         ON CONFLICT DO NOTHING RETURNING 1)"
                     " SELECT (SELECT count(*) FROM item) AS items,"
+                    "        (SELECT count(*) FROM item WHERE free > 0) AS in_stock,"
                     "        (SELECT count(*) FROM ins) AS inserted",
                     2, params);
     if (st == CO_DB_ROWS)
         *out = co_dbr_int(&r, 0, "items") == 0      ? CO_SUBSCRIBED_NO_ITEM
+               : co_dbr_int(&r, 0, "in_stock") != 0 ? CO_SUBSCRIBED_IN_STOCK
                : co_dbr_int(&r, 0, "inserted") != 0 ? CO_SUBSCRIBED_NEW
                                                     : CO_SUBSCRIBED_ALREADY;
     co_dbr_clear(&r);

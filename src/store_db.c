@@ -98,5 +98,6 @@ co_store_port co_store_port_pg(co_db *db)
         .record_event = co_store_record_event,
         .event_order = co_store_event_order,
         .claim_stalled = co_store_claim_stalled,
+        .claim_order = co_store_claim_order,
     };
 }

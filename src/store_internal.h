@@ -16,6 +16,8 @@ co_store_rc co_store_checkout_respond(void *db, const co_order *o, co_answer *an
 co_store_rc co_store_checkout_answer(void *db, const char *order_id, co_answer *answer);
 co_store_rc co_store_claim_stalled(void *db, const char *owner, int lease_seconds, int max,
                                    char (*ids)[37], int *n);
+co_store_rc co_store_claim_order(void *db, const char *order_id, const char *owner,
+                                 int lease_seconds, co_claim *claim);
 /* store_events.c */
 co_store_rc co_store_record_event(void *db, const co_event_record *e, bool *fresh);
 co_store_rc co_store_event_order(void *db, const char *event_id, const char *order_hint,

@@ -162,6 +162,41 @@ static void path_literal(const co_state *path, int hops, char *out, size_t n)
         snprintf(out + len, n - len, "}");
 }
 
+/* Postgres text[] literal of the hops' reasons, each quoted (a NULL one is
+ * NULL); malloc'd, NULL when out of memory. */
+static char *reasons_literal(const char *const *reasons, int hops)
+{
+    size_t n = 3;
+    char *out, *p;
+
+    for (int i = 0; i < hops; i++)
+        n += (reasons[i] ? 2 * strlen(reasons[i]) + 3 : 4) + 1;
+    out = malloc(n);
+    if (out == NULL)
+        return NULL;
+    p = out;
+    *p++ = '{';
+    for (int i = 0; i < hops; i++) {
+        if (i > 0)
+            *p++ = ',';
+        if (reasons[i] == NULL) {
+            memcpy(p, "NULL", 4);
+            p += 4;
+            continue;
+        }
+        *p++ = '"';
+        for (const char *c = reasons[i]; *c != '\0'; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
 static const struct {
     const char *text;
     co_move_outcome outcome;
@@ -177,19 +212,21 @@ co_store_rc co_store_transition(void *db, const co_move *m, co_move_outcome *out
         "       p_release => $5, p_take => $6, p_payment_intent => $7, p_client_secret => $8,"
         "       p_failure_code => $9, p_decline_code => $10, p_compensate_to => $11,"
         "       p_lease_seconds => $12, p_owner => $13, p_response_status => $14,"
-        "       p_response_body => $15, p_event_id => $16, p_event_type => $17) AS result";
+        "       p_response_body => $15, p_event_id => $16, p_event_type => $17,"
+        "       p_reasons => $18) AS result";
     const co_change *ch = m->change;
     char path_text[128], lease[16], code[8];
-    const char *params[17] = {
+    const char *params[18] = {
         m->order->id, co_state_name(m->order->status), path_text, ch->reason,
         ch->release ? "t" : "f", ch->take ? "t" : "f",
         ch->payment_intent, ch->client_secret, ch->failure_code, ch->decline_code,
         ch->compensate_to == CO_ST_NONE ? NULL : co_state_name(ch->compensate_to),
         m->lease_seconds > 0 ? lease : NULL, m->owner,
-        NULL, NULL, m->event_id, m->event_type};
+        NULL, NULL, m->event_id, m->event_type, NULL};
     co_dbr r;
     co_db_status st;
     const char *result;
+    char *reasons = NULL;
 
     co_answer_clear(answer);
     *outcome = CO_MOVE_STALE;
@@ -201,7 +238,16 @@ co_store_rc co_store_transition(void *db, const co_move *m, co_move_outcome *out
     }
     path_literal(m->path, m->hops, path_text, sizeof path_text);
     snprintf(lease, sizeof lease, "%d", m->lease_seconds);
-    st = co_db_call(db, &r, sql, 17, params);
+    if (m->reasons != NULL) {
+        reasons = reasons_literal(m->reasons, m->hops);
+        if (reasons == NULL) {
+            co_answer_clear(answer);
+            return CO_STORE_RETRY;
+        }
+        params[17] = reasons;
+    }
+    st = co_db_call(db, &r, sql, 18, params);
+    free(reasons);
     result = co_dbr_str(&r, 0, "result");
     for (size_t i = 0; result && i < sizeof move_outcomes / sizeof move_outcomes[0]; i++)
         if (strcmp(result, move_outcomes[i].text) == 0)
@@ -233,6 +279,37 @@ co_store_rc co_store_claim_stalled(void *db, const char *owner, int lease_second
     return co_store_rc_of(st);
 }
 
+static const struct {
+    const char *text;
+    co_claim claim;
+} claims[] = {
+    {"claimed", CO_CLAIM_TAKEN}, {"held", CO_CLAIM_HELD}, {"idle", CO_CLAIM_IDLE},
+    {"none", CO_CLAIM_NONE},
+};
+
+co_store_rc co_store_claim_order(void *db, const char *order_id, const char *owner,
+                                 int lease_seconds, co_claim *claim)
+{
+    char lease[16];
+    const char *params[3] = {order_id, owner, lease};
+    const char *text;
+    co_dbr r;
+    co_db_status st;
+
+    snprintf(lease, sizeof lease, "%d", lease_seconds);
+    *claim = CO_CLAIM_NONE;
+    st = co_db_call(db, &r,
+                    "SELECT co_claim_order(p_order_id => $1, p_owner => $2,"
+                    " p_lease_seconds => $3) AS claim",
+                    3, params);
+    text = st == CO_DB_ROWS ? co_dbr_str(&r, 0, "claim") : NULL;
+    for (size_t i = 0; text && i < sizeof claims / sizeof claims[0]; i++)
+        if (strcmp(text, claims[i].text) == 0)
+            *claim = claims[i].claim;
+    co_dbr_clear(&r);
+    return co_store_rc_of(st);
+}
+
 co_store_rc co_store_order_json(co_db *db, const char *order_id, const char *user_id,
                                 char **json)
 {
@@ -242,4 +319,18 @@ co_store_rc co_store_order_json(co_db *db, const char *order_id, const char *use
                          "SELECT co_order_json(id)::text AS order_json FROM orders"
                          " WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2::uuid)",
                          2, params, "order_json", json, NULL);
+}
+
+co_store_rc co_store_user_orders_page(co_db *db, const char *user_id, int limit,
+                                      const char *starting_after, char **json,
+                                      co_store_refusal *refusal)
+{
+    char lim[16];
+    const char *params[3] = {user_id, lim, starting_after};
+
+    snprintf(lim, sizeof lim, "%d", limit);
+    return co_store_text(db,
+                         "SELECT co_user_orders_page(p_user_id => $1, p_limit => $2,"
+                         " p_starting_after => $3)::text AS page",
+                         3, params, "page", json, refusal);
 }

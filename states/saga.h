@@ -16,6 +16,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* What the saga runs with: its ports and its identity. Set up once per
  * worker; the saga only reads it, and keeps no state of a request in it. */
@@ -67,6 +68,8 @@ typedef enum {
     CO_ORDER_RUNNING,       /* its checkout is still running: not yet */
     CO_ORDER_ENDED,         /* it has ended in a way this cannot change */
     CO_ORDER_UNPAID,        /* confirm: the payment is not authorized yet */
+    CO_ORDER_LEASED,        /* drive: another process holds its lease */
+    CO_ORDER_UNRESOLVED,    /* resolve: no rule applies (why says the provider's state) */
 } co_order_result;
 
 /* Cancels the order: voids or refunds and releases. user_id NULL: any owner. */
@@ -75,6 +78,27 @@ co_order_result co_saga_cancel(const co_saga *s, const char *order_id, const cha
 /* The shopper's app says the payment is done: look, and capture if it is. */
 co_order_result co_saga_confirm(const co_saga *s, const char *order_id, const char *user_id,
                                 co_order *o);
+
+/* ------------------------------------------------ operators (states/orders.c) */
+
+/* Runs the order's next step now, as the recovery sweep would: leases it
+ * (CO_ORDER_LEASED when another process's lease has not lapsed) and drives it
+ * on. An order with nothing to drive (ended, pending, unpaid and not expired)
+ * is left as it is: CO_ORDER_DONE with *o as it is. */
+co_order_result co_saga_drive_now(const co_saga *s, const char *order_id, co_order *o);
+
+/* Resolves a stuck compensation (voiding or refunding) by the provider's own
+ * answer about its intent, recording the rule and the operator's reason in
+ * the history:
+ *   the provider has no such intent   -> the compensated terminal state, stock released
+ *   the cancel or refund is done there -> the state that matches, stock released
+ *   money still held, a void or refund possible -> driven (voiding, refunding)
+ *   anything else -> CO_ORDER_UNRESOLVED, nothing changed, why (why_n bytes) says
+ *                    what the provider answered.
+ * CO_ORDER_ENDED for an order that has ended; CO_ORDER_UNAVAILABLE when the
+ * store or the provider cannot be reached (nothing changed). */
+co_order_result co_saga_resolve(const co_saga *s, const char *order_id, const char *reason,
+                                co_order *o, char *why, size_t why_n);
 
 /* ---------------------------------------------------------- recovery */
 

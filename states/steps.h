@@ -13,6 +13,9 @@ typedef struct {
      * it in its own transaction and clears these. */
     const char *event_id;
     const char *event_type;
+    /* An operator's resolve: the first move of this run adds it to its last
+     * hop's history reason, and clears it. */
+    const char *note;
     co_answer answer;       /* the checkout's answer, when a move of this run stored it */
 } co_run;
 

@@ -47,6 +47,7 @@ void co_answer_clear(co_answer *a);
 typedef struct {
     const co_order *order;      /* as it is now: id and status (the from-state) */
     const co_state *path;       /* the states entered, in order (via, captured, to) */
+    const char *const *reasons; /* the history reason of each hop (hops of them) */
     int hops;
     const co_change *change;
     int lease_seconds;          /* > 0: the mover keeps the order leased; 0: lease dropped */
@@ -94,6 +95,14 @@ typedef struct {
     co_store_refusal refusal; /* a bad cart (CO_STORE_FAILED) */
 } co_checkout_begun;
 
+/* What claiming one order (to drive it now) found. */
+typedef enum {
+    CO_CLAIM_TAKEN,  /* leased to the caller */
+    CO_CLAIM_HELD,   /* another owner's lease has not lapsed: nothing changed */
+    CO_CLAIM_IDLE,   /* nothing to drive (ended, pending, unpaid and not expired) */
+    CO_CLAIM_NONE,   /* no such order */
+} co_claim;
+
 /* A provider event that moved nothing, as recorded. */
 typedef struct {
     const char *event_id, *type, *payment_intent, *order_id, *outcome;
@@ -123,6 +132,10 @@ typedef struct {
     /* Leases up to max stalled orders to owner. */
     co_store_rc (*claim_stalled)(void *impl, const char *owner, int lease_seconds, int max,
                                  char (*ids)[37], int *n);
+    /* Leases one order to owner as claim_stalled would, whatever its lease's
+     * age but another owner's that has not lapsed (*claim says which). */
+    co_store_rc (*claim_order)(void *impl, const char *order_id, const char *owner,
+                               int lease_seconds, co_claim *claim);
 } co_store_port;
 
 #endif

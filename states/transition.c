@@ -116,6 +116,9 @@ co_step co_saga_transition(co_run *r, co_order *o, co_state to, const co_change 
 {
     const co_saga *s = r->saga;
     co_state path[3];
+    const char *reasons[3];
+    const char *last_reason = ch->reason;
+    char noted[2400]; /* a reason and an operator's note (500 characters) */
     int hops = 0;
     co_order after = *o;
     co_move_outcome outcome = CO_MOVE_STALE;
@@ -130,15 +133,29 @@ co_step co_saga_transition(co_run *r, co_order *o, co_state to, const co_change 
                  ch->via != CO_ST_NONE ? " -> " : "", co_state_name(to));
         abort();
     }
-    if (ch->via != CO_ST_NONE)
+    /* Each hop its own history reason: a via state its name (the step that
+     * got there succeeded: "authorized"); a capture passed through on the way
+     * to confirmed the move's reason ("captured"), the confirmation then
+     * "confirmed"; the last hop the move's reason, with an operator's note. */
+    if (ch->via != CO_ST_NONE) {
+        reasons[hops] = co_state_name(ch->via);
         path[hops++] = ch->via;
+    }
     /* Capture then confirm is one commit: nothing happens between them. */
-    if (to == CO_ST_CONFIRMED && from != CO_ST_CAPTURED)
+    if (to == CO_ST_CONFIRMED && from != CO_ST_CAPTURED) {
+        reasons[hops] = ch->reason;
         path[hops++] = CO_ST_CAPTURED;
+        last_reason = "confirmed";
+    }
+    if (r->note != NULL) {
+        snprintf(noted, sizeof noted, "%s (%s)", last_reason ? last_reason : "", r->note);
+        last_reason = noted;
+    }
+    reasons[hops] = last_reason;
     path[hops++] = to;
     apply(&after, to, ch);
     m = (co_move){
-        .order = o, .path = path, .hops = hops, .change = ch,
+        .order = o, .path = path, .reasons = reasons, .hops = hops, .change = ch,
         .lease_seconds = active(to) ? s->lease_seconds : 0, .owner = s->owner,
         .answer_for = o->answer_pending && co_order_answer_decided(&after) ? &after : NULL,
         .event_id = r->event_id, .event_type = r->event_type,
@@ -168,6 +185,7 @@ co_step co_saga_transition(co_run *r, co_order *o, co_state to, const co_change 
     /* The event, if any, is recorded now: later moves of this run are its consequences. */
     r->event_id = NULL;
     r->event_type = NULL;
+    r->note = NULL;
     CO_INFO("saga", "order %s: %s -> %s%s%s", o->id, co_state_name(o->status), co_state_name(to),
             ch->reason ? " " : "", ch->reason ? ch->reason : "");
     *o = after;
