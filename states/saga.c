@@ -78,6 +78,64 @@ void co_saga_crash_point(const co_run *r, const char *name)
     kill(getpid(), SIGKILL);
 }
 
+static const char *step_name(co_step st)
+{
+    static const char *const names[] = {
+        [CO_STEP_MOVED] = "moved", [CO_STEP_WAIT] = "wait", [CO_STEP_RETRY] = "retry",
+        [CO_STEP_LOST] = "lost", [CO_STEP_SHORT] = "short",
+    };
+
+    return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "unknown";
+}
+
+/* The step of the order's state, run with the step in the thread's log
+ * context (every line it writes names the order and the step). */
+static co_step run_step(co_run *r, co_order *o, co_drive_mode mode)
+{
+    const char *name = co_state_name(o->status);
+    double t0 = co_log_now_ms();
+    co_step st;
+
+    co_log_ctx_order(o->id);
+    co_log_ctx_step(name);
+    CO_DEBUG("saga", "step %s entered", name);
+    switch (o->status) {
+    case CO_ST_RESERVED:
+        st = co_step_reserved(r, o);
+        break;
+    case CO_ST_AWAITING_PAYMENT:
+        st = co_step_awaiting_payment(r, o, mode);
+        break;
+    case CO_ST_AUTHORIZED:
+        st = co_step_authorized(r, o);
+        break;
+    case CO_ST_CAPTURED:
+        st = co_step_captured(r, o);
+        break;
+    case CO_ST_VOIDING:
+        st = co_step_voiding(r, o);
+        break;
+    case CO_ST_REFUNDING:
+        st = co_step_refunding(r, o);
+        break;
+    case CO_ST_CONFIRMED:
+        st = co_step_confirmed(r, o, mode);
+        break;
+    default:
+        abort();
+    }
+    {
+        co_log_field f[] = {CO_LOG_STR("result", step_name(st)),
+                            CO_LOG_STR("state", co_state_name(o->status)),
+                            CO_LOG_MS("duration_ms", co_log_now_ms() - t0)};
+
+        CO_LOGF(CO_LOG_DEBUG, "saga", f, "step %s left: %s, now %s", name, step_name(st),
+                co_state_name(o->status));
+    }
+    co_log_ctx_step(NULL);
+    return st;
+}
+
 co_step co_saga_drive(co_run *r, co_order *o, co_drive_mode mode)
 {
     /* A bound, not a limit we expect to reach: the longest path has 5 moves. */
@@ -86,25 +144,13 @@ co_step co_saga_drive(co_run *r, co_order *o, co_drive_mode mode)
 
         switch (o->status) {
         case CO_ST_RESERVED:
-            st = co_step_reserved(r, o);
-            break;
         case CO_ST_AWAITING_PAYMENT:
-            st = co_step_awaiting_payment(r, o, mode);
-            break;
         case CO_ST_AUTHORIZED:
-            st = co_step_authorized(r, o);
-            break;
         case CO_ST_CAPTURED:
-            st = co_step_captured(r, o);
-            break;
         case CO_ST_VOIDING:
-            st = co_step_voiding(r, o);
-            break;
         case CO_ST_REFUNDING:
-            st = co_step_refunding(r, o);
-            break;
         case CO_ST_CONFIRMED:
-            st = co_step_confirmed(r, o, mode);
+            st = run_step(r, o, mode);
             break;
         case CO_ST_PENDING:
         case CO_ST_FAILED:
@@ -154,13 +200,19 @@ int co_saga_recover(const co_saga *s, int max, const atomic_bool *stop)
         max = 16;
     if (s->store.claim_stalled(s->store.impl, s->owner, s->lease_seconds, max, ids, &n) < 0)
         return 0;
+    if (n > 0)
+        CO_DEBUG("recovery", "sweep picked %d stalled order(s)", n);
     for (int i = 0; i < n && !atomic_load(stop); i++) {
         co_run run = co_run_begin(s);
         co_order o;
         co_step step;
 
-        if (s->store.load_order(s->store.impl, ids[i], &o) != CO_STORE_OK)
+        co_log_ctx_order(ids[i]);
+        if (s->store.load_order(s->store.impl, ids[i], &o) != CO_STORE_OK) {
+            CO_DEBUG("recovery", "order %s: picked but cannot be read now", ids[i]);
+            co_log_ctx_clear();
             continue;
+        }
         CO_INFO("recovery", "order %s: resuming from %s", o.id, co_state_name(o.status));
         step = co_saga_drive(&run, &o, CO_DRIVE_FORWARD);
         co_run_end(&run);
@@ -168,6 +220,7 @@ int co_saga_recover(const co_saga *s, int max, const atomic_bool *stop)
         driven++;
         if (step == CO_STEP_RETRY)
             CO_WARN("recovery", "order %s: still %s, will retry", o.id, co_state_name(o.status));
+        co_log_ctx_clear();
     }
     return driven;
 }
