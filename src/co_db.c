@@ -216,8 +216,8 @@ co_db_status co_db_call(co_db *db, co_dbr *r, const char *sql, int nparams,
         if (co_db_exec(db, r, sql, nparams, params) != CO_DB_SOFT)
             return r->status;
         if (attempt >= CO_DB_MAX_RETRIES) {
-            CO_WARN("db", "giving up after %d attempts: %s %s", attempt + 1,
-                    r->sqlstate[0] ? r->sqlstate : "lost connection", r->message);
+            CO_WARN("db", "giving up after %d attempts: %s%s%s", attempt + 1, r->sqlstate,
+                    r->sqlstate[0] ? " " : "", r->message[0] ? r->message : "lost connection");
             return r->status;
         }
         /* 5 ms, 10, 20 ... capped at 200 ms: contention clears fast. */

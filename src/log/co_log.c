@@ -591,6 +591,15 @@ void co_log_flush(void)
     sweep(mono_s(), true);
 }
 
+void co_log_tick(void)
+{
+    long now = mono_s();
+    long last = atomic_load(&last_sweep);
+
+    if (now != last && atomic_compare_exchange_strong(&last_sweep, &last, now))
+        sweep(now, false);
+}
+
 /* Whether a line of this site may be written now; *sum gets the summary of
  * the window that just ended, if it dropped lines. */
 static bool site_allows(const void *key, int line, const char *component, const char *fmt,
@@ -643,14 +652,11 @@ static void log_v(co_log_level level, const char *component, const void *key, in
 {
     char msg[MSG_MAX + 1];
     long now;
-    long last;
 
     if (level < min_level || (unsigned)level > CO_LOG_ERROR)
         return;
+    co_log_tick();
     now = mono_s();
-    last = atomic_load(&last_sweep);
-    if (now != last && atomic_compare_exchange_strong(&last_sweep, &last, now))
-        sweep(now, false);
     if (level >= CO_LOG_WARN) {
         summary sum;
         bool has_sum, ok = site_allows(key, line, component, fmt, now, &sum, &has_sum);

@@ -37,6 +37,10 @@ bool co_log_enabled(co_log_level level);
 void co_log_secret(const char *value);
 /* Writes the pending "N suppressed" lines now (at exit). */
 void co_log_flush(void);
+/* Writes the "N suppressed" lines of windows that have ended. Any line
+ * checks that once a second; the background tickers call this too, so the
+ * count comes soon after its window even when nothing else is logged. */
+void co_log_tick(void);
 
 /* ------------------------------------------------------------ fields */
 
