@@ -88,69 +88,58 @@ static const char *step_name(co_step st)
     return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "unknown";
 }
 
-/* The step of the order's state, run with the step in the thread's log
- * context (every line it writes names the order and the step). */
-static co_step run_step(co_run *r, co_order *o, co_drive_mode mode)
+/* A step runs with the order and the step in the thread's log context, so
+ * every line it writes names them. Ended and pending orders have no step. */
+static void step_entered(const co_order *o)
 {
-    const char *name = co_state_name(o->status);
-    double t0 = co_log_now_ms();
-    co_step st;
-
+    if (o->status == CO_ST_PENDING || co_state_terminal(o->status))
+        return;
     co_log_ctx_order(o->id);
-    co_log_ctx_step(name);
-    CO_DEBUG("saga", "step %s entered", name);
-    switch (o->status) {
-    case CO_ST_RESERVED:
-        st = co_step_reserved(r, o);
-        break;
-    case CO_ST_AWAITING_PAYMENT:
-        st = co_step_awaiting_payment(r, o, mode);
-        break;
-    case CO_ST_AUTHORIZED:
-        st = co_step_authorized(r, o);
-        break;
-    case CO_ST_CAPTURED:
-        st = co_step_captured(r, o);
-        break;
-    case CO_ST_VOIDING:
-        st = co_step_voiding(r, o);
-        break;
-    case CO_ST_REFUNDING:
-        st = co_step_refunding(r, o);
-        break;
-    case CO_ST_CONFIRMED:
-        st = co_step_confirmed(r, o, mode);
-        break;
-    default:
-        abort();
-    }
-    {
-        co_log_field f[] = {CO_LOG_STR("result", step_name(st)),
-                            CO_LOG_STR("state", co_state_name(o->status)),
-                            CO_LOG_MS("duration_ms", co_log_now_ms() - t0)};
+    co_log_ctx_step(co_state_name(o->status));
+    CO_DEBUG("saga", "step %s entered", co_state_name(o->status));
+}
 
-        CO_LOGF(CO_LOG_DEBUG, "saga", f, "step %s left: %s, now %s", name, step_name(st),
-                co_state_name(o->status));
-    }
+static void step_left(const co_order *o, const char *step, co_step st, double t0)
+{
+    co_log_field f[] = {CO_LOG_STR("result", step_name(st)),
+                        CO_LOG_STR("state", co_state_name(o->status)),
+                        CO_LOG_MS("duration_ms", co_log_now_ms() - t0)};
+
+    CO_LOGF(CO_LOG_DEBUG, "saga", f, "step %s left: %s, now %s", step, step_name(st),
+            co_state_name(o->status));
     co_log_ctx_step(NULL);
-    return st;
 }
 
 co_step co_saga_drive(co_run *r, co_order *o, co_drive_mode mode)
 {
     /* A bound, not a limit we expect to reach: the longest path has 5 moves. */
     for (int moves = 0; moves < 12; moves++) {
+        const char *step = co_state_name(o->status);
+        double t0 = co_log_now_ms();
         co_step st;
 
+        step_entered(o);
         switch (o->status) {
         case CO_ST_RESERVED:
+            st = co_step_reserved(r, o);
+            break;
         case CO_ST_AWAITING_PAYMENT:
+            st = co_step_awaiting_payment(r, o, mode);
+            break;
         case CO_ST_AUTHORIZED:
+            st = co_step_authorized(r, o);
+            break;
         case CO_ST_CAPTURED:
+            st = co_step_captured(r, o);
+            break;
         case CO_ST_VOIDING:
+            st = co_step_voiding(r, o);
+            break;
         case CO_ST_REFUNDING:
+            st = co_step_refunding(r, o);
+            break;
         case CO_ST_CONFIRMED:
-            st = run_step(r, o, mode);
+            st = co_step_confirmed(r, o, mode);
             break;
         case CO_ST_PENDING:
         case CO_ST_FAILED:
@@ -161,6 +150,7 @@ co_step co_saga_drive(co_run *r, co_order *o, co_drive_mode mode)
         default:
             abort();
         }
+        step_left(o, step, st, t0);
         if (st != CO_STEP_MOVED)
             return st;
         /* A cancel is carried out once; what follows is ordinary driving. */
