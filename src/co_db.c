@@ -291,6 +291,8 @@ co_db_status co_db_exec(co_db *db, co_dbr *r, const char *sql, int nparams,
     observe(sql, r, t0);
     if (r->status == CO_DB_HARD && r->sqlstate[0] != 'C')
         CO_WARN("db", "%s: %s (%s)", r->sqlstate, r->message, r->detail);
+    else if (r->status == CO_DB_HARD)
+        CO_DEBUG("db", "refused %s: %s (%s)", r->sqlstate, r->message, r->detail);
     return r->status;
 }
 
@@ -368,15 +370,29 @@ co_db_status co_db_call(co_db *db, co_dbr *r, const char *sql, int nparams,
                         const char *const *params)
 {
     for (int attempt = 0;; attempt++) {
-        if (co_db_exec(db, r, sql, nparams, params) != CO_DB_SOFT || attempt >= CO_DB_MAX_RETRIES)
+        long delay;
+
+        if (co_db_exec(db, r, sql, nparams, params) != CO_DB_SOFT)
             return r->status;
-        CO_WARN("db", "retrying after %s: %s", r->sqlstate[0] ? r->sqlstate : "lost connection",
-                r->message);
-        co_dbr_clear(r);
+        if (attempt >= CO_DB_MAX_RETRIES) {
+            CO_WARN("db", "giving up after %d attempts: %s%s%s", attempt + 1, r->sqlstate,
+                    r->sqlstate[0] ? " " : "", r->message[0] ? r->message : "lost connection");
+            return r->status;
+        }
         /* 5 ms, 10, 20 ... capped at 200 ms: contention clears fast. */
         if (jitter_seed == 0)
             jitter_seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)&jitter_seed;
-        co_sleep_ms(co_backoff_ms(5, 200, attempt, &jitter_seed));
+        delay = co_backoff_ms(5, 200, attempt, &jitter_seed);
+        {
+            co_log_field f[] = {CO_LOG_INT("attempt", attempt + 1),
+                                CO_LOG_STR("sqlstate", r->sqlstate[0] ? r->sqlstate : NULL),
+                                CO_LOG_INT("retry_in_ms", delay)};
+
+            CO_LOGF(CO_LOG_DEBUG, "db", f, "retrying after %s: %s",
+                    r->sqlstate[0] ? r->sqlstate : "lost connection", r->message);
+        }
+        co_dbr_clear(r);
+        co_sleep_ms(delay);
     }
 }
 

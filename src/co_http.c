@@ -30,6 +30,8 @@ typedef struct conn_ctx {
     bool close;             /* the answer ends the connection (Connection: close) */
     char allow[48];         /* a 405's Allow header */
     char request_id[72];    /* X-Request-Id: the client's, or one made here */
+    char remote[INET6_ADDRSTRLEN]; /* the client's address, for the access line */
+    double started_ms;      /* when the head was whole (co_log_now_ms) */
     const co_route *route;
     co_buf in;              /* the body as it arrives; req.body points into it once whole */
     co_req req;
@@ -231,11 +233,13 @@ static void *worker_main(void *p)
 
         co_gauge_add(CO_GAUGE_WORKER_QUEUE, -1);
         co_gauge_add(CO_GAUGE_WORKERS_BUSY, 1);
+        co_log_ctx_request(job->request_id);
         if (w == NULL)
             co_resp_error(&job->resp, CO_ERR_service_unavailable, NULL, NULL);
         else
             job->route->fn(w, &job->req, &job->resp);
         co_gauge_add(CO_GAUGE_WORKERS_BUSY, -1);
+        co_log_ctx_clear();
         job->state = REQ_DONE;
         MHD_resume_connection(job->conn);
 
@@ -272,6 +276,21 @@ static void request_id(conn_ctx *x, struct MHD_Connection *c)
              hex + 14, hex + 19, hex + 24);
 }
 
+static void remote_of(conn_ctx *x, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+    x->remote[0] = '\0';
+    if (sa != NULL && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, x->remote,
+                  sizeof x->remote);
+    else if (sa != NULL && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                  x->remote, sizeof x->remote);
+}
+
 static void capture_request(conn_ctx *x, struct MHD_Connection *c, const char *url,
                             const char *method)
 {
@@ -279,6 +298,8 @@ static void capture_request(conn_ctx *x, struct MHD_Connection *c, const char *u
 
     request_id(x, c);
     r->request_id = x->request_id;
+    x->started_ms = co_log_now_ms();
+    remote_of(x, c);
     r->method = strdup(method);
     r->path = strdup(url);
     r->authorization = dup_or_null(header(c, MHD_HTTP_HEADER_AUTHORIZATION));
@@ -438,6 +459,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
              * answer mid-body, so the edge writes it; MHD_NO makes MHD close
              * without writing anything more, and the edge drains the rest. */
             co_metric_add("http_requests", 1);
+            x->resp.status = co_err_get(CO_ERR_payload_too_large)->status; /* the access line */
             co_edge_answer_now(h->edge, x->edge, CO_ERR_payload_too_large, NULL);
             return MHD_NO;
         }
@@ -456,7 +478,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     x->req.body = x->in.body;
     x->req.body_len = x->in.len;
     if (x->route->inline_ok) {
+        co_log_ctx_request(x->request_id);
         x->route->fn(NULL, &x->req, &x->resp);
+        co_log_ctx_clear();
         x->state = REQ_DONE;
         return send_resp(c, x);
     }
@@ -482,6 +506,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
 }
 
+/* The request's access line: one per answered request. */
+static void access_line(const conn_ctx *x, bool delivered)
+{
+    const co_req *r = &x->req;
+    co_log_field f[] = {
+        CO_LOG_STR("method", r->method), CO_LOG_STR("path", r->path),
+        CO_LOG_INT("status", x->resp.status),
+        CO_LOG_MS("duration_ms", co_log_now_ms() - x->started_ms),
+        CO_LOG_INT("bytes_out", x->resp.body_len), CO_LOG_STR("request_id", x->request_id),
+        CO_LOG_STR("remote_addr", x->remote), CO_LOG_BOOL("delivered", delivered),
+    };
+
+    CO_LOGF(CO_LOG_INFO, "http", f, "%s %s %u", r->method, r->path, x->resp.status);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -490,6 +529,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
 
     if (x != NULL) {
+        if (x->resp.status != 0)
+            access_line(x, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
         /* A normal exchange: the connection waits for its next head. */
         if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
             co_edge_request_done(h->edge, x->edge);

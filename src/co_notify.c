@@ -103,6 +103,7 @@ static void report(co_sender *x, const co_notification *row, const char *error, 
         /* given back untried: nothing to count */
     } else if (error == NULL) {
         co_metric_add("notify_delivered", 1);
+        CO_DEBUG("notify", "notification %s: delivered at attempt %d", row->id, row->attempts);
     } else if (dead) {
         co_metric_add("notify_dead", 1);
         CO_WARN("notify", "notification %s: dead after %d attempts (%s)", row->id,

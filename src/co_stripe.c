@@ -549,6 +549,22 @@ static bool build_headers(const co_stripe *s, bool post, const char *idem_key,
     return *idem_header != NULL && add_header(hdrs, *idem_header);
 }
 
+/* The debug line of one attempt: endpoint, status, duration, attempt. */
+static void log_attempt(const co_stripe *s, const char *method, const char *path, CURLcode rc,
+                        long http, int attempt, double ms)
+{
+    co_log_field f[] = {
+        CO_LOG_STR("endpoint", path), CO_LOG_STR("method", method),
+        CO_LOG_INT("http_status", http), CO_LOG_INT("attempt", attempt),
+        CO_LOG_MS("duration_ms", ms),
+        CO_LOG_STR("error", rc == CURLE_OK ? NULL : s->errbuf[0] ? s->errbuf
+                                                                 : curl_easy_strerror(rc)),
+        CO_LOG_STR("provider_request_id", s->request_id[0] ? s->request_id : NULL),
+    };
+
+    CO_LOGF(CO_LOG_DEBUG, LOG_COMP, f, "%s %s -> %ld (attempt %d)", method, path, http, attempt);
+}
+
 /* Performs the prepared request, retrying what may be retried with backoff.
  * Returns the last attempt's transfer code; *http its status (0: none). */
 static CURLcode perform(co_stripe *s, const char *method, const char *path, const char *endpoint,
@@ -561,12 +577,15 @@ static CURLcode perform(co_stripe *s, const char *method, const char *path, cons
         char reason[160];
         long delay;
 
+        double t0 = co_log_now_ms();
+
         reset_answer(s);
         rc = curl_easy_perform(s->curl);
         out->attempts++;
         *http = 0;
         /* 0 when no status line arrived; set even on a transfer error after one. */
         curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, http);
+        log_attempt(s, method, path, rc, *http, out->attempts, co_log_now_ms() - t0);
         if (rc == CURLE_OK && *http >= 200 && *http < 300) {
             retry = false; /* whatever the headers say: a success is final */
             reason[0] = '\0';

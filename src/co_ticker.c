@@ -30,6 +30,7 @@ static void *ticker_main(void *p)
 
         pthread_mutex_unlock(&t->lock);
         more = t->sweep(state);
+        co_log_tick();
         pthread_mutex_lock(&t->lock);
         if (more)
             continue;

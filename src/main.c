@@ -69,6 +69,19 @@ static int cmd_token(int argc, char **argv)
     return 0;
 }
 
+/* The password of a libpq connection string or URI, as a secret of the log. */
+static void mask_db_password(const char *conninfo)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = conninfo != NULL ? PQconninfoParse(conninfo, &err) : NULL;
+
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val != NULL)
+            co_log_secret(o->val);
+    PQconninfoFree(opts);
+    PQfreemem(err);
+}
+
 static int serve(void)
 {
     co_app app;
@@ -83,10 +96,18 @@ static int serve(void)
 
     memset(&app, 0, sizeof app);
     if (!co_config_load(&app.cfg, err, sizeof err)) {
-        fprintf(stderr, "checkoutd: %s\n", err);
+        CO_ERROR("main", "%s", err);
         co_config_free(&app.cfg);
         return 2;
     }
+    /* Masked in every line, should one ever be passed to the log. */
+    co_log_secret(app.cfg.stripe_secret_key);
+    co_log_secret(app.cfg.stripe_webhook_secret);
+    co_log_secret(app.cfg.restock_webhook_secret);
+    co_log_secret(app.cfg.auth_jwt_secret);
+    co_log_secret(app.cfg.admin_api_key);
+    co_log_secret(app.cfg.notify_secret);
+    mask_db_password(app.cfg.database_url);
     gethostname(host, sizeof host - 1);
     snprintf(app.owner, sizeof app.owner, "%s:%d", host, (int)getpid());
 
@@ -99,7 +120,7 @@ static int serve(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     if (migrate_url(app.cfg.database_url) < 0) {
-        fprintf(stderr, "checkoutd: cannot apply migrations (is DATABASE_URL reachable?)\n");
+        CO_ERROR("main", "cannot apply migrations (is DATABASE_URL reachable?)");
         goto fail;
     }
     app.db = co_db_open_pool(app.cfg.database_url, app.cfg.db_pool_size);
@@ -135,6 +156,7 @@ static int serve(void)
     co_db_close(app.db);
     co_config_free(&app.cfg);
     curl_global_cleanup();
+    co_log_flush();
     return 0;
 
 fail:

@@ -2,6 +2,7 @@
  * and reservation in one round trip (co_checkout_begin), then the saga driven
  * until its state decides the answer, which is stored with the move that
  * decided it, before it is sent. */
+#include "co_log.h"
 #include "steps.h"
 
 #include <stdio.h>
@@ -99,6 +100,7 @@ void co_saga_checkout(const co_saga *s, const co_checkout_args *a, co_checkout_r
         goto done;
     }
     snprintf(out->order_id, sizeof out->order_id, "%s", b.order_id);
+    co_log_ctx_order(b.order_id);
     switch (b.outcome) {
     case CO_BEGUN_REPLAY:
         answered(out, &b.answer, CO_ST_NONE, true);

@@ -78,25 +78,49 @@ void co_saga_crash_point(const co_run *r, const char *name)
     kill(getpid(), SIGKILL);
 }
 
-/* What a step did, as /metrics names it. */
+/* What a step did, as /metrics and the logs name it. */
 static const char *step_name(co_step st)
 {
     static const char *const names[] = {
         [CO_STEP_MOVED] = "moved", [CO_STEP_WAIT] = "wait", [CO_STEP_RETRY] = "retry",
-        [CO_STEP_LOST] = "lost",   [CO_STEP_SHORT] = "short",
+        [CO_STEP_LOST] = "lost", [CO_STEP_SHORT] = "short",
     };
 
     return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "other";
+}
+
+/* A step runs with the order and the step in the thread's log context, so
+ * every line it writes names them. Ended and pending orders have no step. */
+static void step_entered(const co_order *o)
+{
+    if (o->status == CO_ST_PENDING || co_state_terminal(o->status))
+        return;
+    co_log_ctx_order(o->id);
+    co_log_ctx_step(co_state_name(o->status));
+    CO_DEBUG("saga", "step %s entered", co_state_name(o->status));
+}
+
+static void step_left(const co_order *o, const char *step, co_step st, double t0)
+{
+    co_log_field f[] = {CO_LOG_STR("result", step_name(st)),
+                        CO_LOG_STR("state", co_state_name(o->status)),
+                        CO_LOG_MS("duration_ms", co_log_now_ms() - t0)};
+
+    CO_LOGF(CO_LOG_DEBUG, "saga", f, "step %s left: %s, now %s", step, step_name(st),
+            co_state_name(o->status));
+    co_log_ctx_step(NULL);
 }
 
 co_step co_saga_drive(co_run *r, co_order *o, co_drive_mode mode)
 {
     /* A bound, not a limit we expect to reach: the longest path has 5 moves. */
     for (int moves = 0; moves < 12; moves++) {
+        const char *step = co_state_name(o->status);
         long long t0 = co_metric_now_us();
-        co_state ran = o->status;
+        double t0_ms = co_log_now_ms();
         co_step st;
 
+        step_entered(o);
         switch (o->status) {
         case CO_ST_RESERVED:
             st = co_step_reserved(r, o);
@@ -128,7 +152,8 @@ co_step co_saga_drive(co_run *r, co_order *o, co_drive_mode mode)
         default:
             abort();
         }
-        co_metric_step(co_state_name(ran), step_name(st), t0);
+        co_metric_step(step, step_name(st), t0);
+        step_left(o, step, st, t0_ms);
         if (st != CO_STEP_MOVED)
             return st;
         /* A cancel is carried out once; what follows is ordinary driving. */
@@ -168,13 +193,19 @@ int co_saga_recover(const co_saga *s, int max, const atomic_bool *stop)
         max = 16;
     if (s->store.claim_stalled(s->store.impl, s->owner, s->lease_seconds, max, ids, &n) < 0)
         return 0;
+    if (n > 0)
+        CO_DEBUG("recovery", "sweep picked %d stalled order(s)", n);
     for (int i = 0; i < n && !atomic_load(stop); i++) {
         co_run run = co_run_begin(s);
         co_order o;
         co_step step;
 
-        if (s->store.load_order(s->store.impl, ids[i], &o) != CO_STORE_OK)
+        co_log_ctx_order(ids[i]);
+        if (s->store.load_order(s->store.impl, ids[i], &o) != CO_STORE_OK) {
+            CO_DEBUG("recovery", "order %s: picked but cannot be read now", ids[i]);
+            co_log_ctx_clear();
             continue;
+        }
         CO_INFO("recovery", "order %s: resuming from %s", o.id, co_state_name(o.status));
         step = co_saga_drive(&run, &o, CO_DRIVE_FORWARD);
         co_run_end(&run);
@@ -182,6 +213,7 @@ int co_saga_recover(const co_saga *s, int max, const atomic_bool *stop)
         driven++;
         if (step == CO_STEP_RETRY)
             CO_WARN("recovery", "order %s: still %s, will retry", o.id, co_state_name(o.status));
+        co_log_ctx_clear();
     }
     return driven;
 }

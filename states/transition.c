@@ -126,6 +126,7 @@ co_step co_saga_transition(co_run *r, co_order *o, co_state to, const co_change 
     co_move m;
     co_state from = ch->via != CO_ST_NONE ? ch->via : o->status;
 
+    co_log_ctx_order(o->id);
     if ((ch->via != CO_ST_NONE && !co_saga_legal(o->status, ch->via)) ||
         !co_saga_legal(from, to)) {
         CO_ERROR("saga", "order %s: illegal move %s -> %s%s%s", o->id, co_state_name(o->status),

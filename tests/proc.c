@@ -19,6 +19,26 @@ extern char **environ;
 
 #define READY_MARK "listening on "
 
+static char stderr_dir[512];
+
+void co_proc_stderr_dir(const char *dir)
+{
+    snprintf(stderr_dir, sizeof stderr_dir, "%s", dir != NULL ? dir : "");
+}
+
+/* The helper's stderr file (co_proc_stderr_dir), opened for appending; -1
+ * when stderr is inherited or the file cannot be opened. */
+static int open_stderr(const char *program)
+{
+    const char *base = strrchr(program, '/');
+    char path[1024];
+
+    if (stderr_dir[0] == '\0')
+        return -1;
+    snprintf(path, sizeof path, "%s/%s.log", stderr_dir, base != NULL ? base + 1 : program);
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+}
+
 static long long now_ms(void)
 {
     struct timespec ts;
@@ -126,7 +146,7 @@ static void release(co_proc *p)
 }
 
 /* In the child, between fork and exec: async-signal-safe calls only. */
-static void exec_child(int out_w, pid_t parent, char *const argv[], char **envp)
+static void exec_child(int out_w, int err_w, pid_t parent, char *const argv[], char **envp)
 {
     sigset_t none;
     static const char msg[] = "co_proc: exec failed\n";
@@ -137,6 +157,8 @@ static void exec_child(int out_w, pid_t parent, char *const argv[], char **envp)
     if (getppid() != parent)
         _exit(127);
     if (dup2(out_w, STDOUT_FILENO) < 0)
+        _exit(127);
+    if (err_w >= 0 && dup2(err_w, STDERR_FILENO) < 0)
         _exit(127);
     /* Dispositions set to ignore and the blocked mask survive exec: undo them so
      * the helper sees a normal process (SIGTERM must stop it). */
@@ -217,6 +239,7 @@ static bool await_ready(co_proc *p, int timeout_ms)
 bool co_proc_start(co_proc *p, char *const argv[], char *const env[], int timeout_ms)
 {
     int out[2] = {-1, -1};
+    int err_w = -1;
     char **envp = NULL;
     pid_t parent = getpid();
     pid_t pid;
@@ -230,13 +253,15 @@ bool co_proc_start(co_proc *p, char *const argv[], char *const env[], int timeou
     envp = build_env(env);
     if (envp == NULL)
         goto fail;
+    err_w = open_stderr(argv[0]);
     fflush(NULL); /* or buffered output would be written twice, by both processes */
     pid = fork();
     if (pid < 0)
         goto fail;
     if (pid == 0)
-        exec_child(out[1], parent, argv, envp);
+        exec_child(out[1], err_w, parent, argv, envp);
     p->pid = pid;
+    close_fd(&err_w);
     close_fd(&out[1]);
     p->out_fd = out[0];
     out[0] = -1;
@@ -257,6 +282,7 @@ fail:
             continue;
     }
     free(envp);
+    close_fd(&err_w);
     close_fd(&out[0]);
     close_fd(&out[1]);
     release(p);

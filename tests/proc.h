@@ -36,6 +36,11 @@ typedef struct {
  * early exit. The drain thread keeps a pointer to p: p must stay at the same address
  * (not be copied or go out of scope) until co_proc_stop or co_proc_wait. */
 bool co_proc_start(co_proc *p, char *const argv[], char *const env[], int timeout_ms);
+/* Where the stderr of the helpers started from now on (in this process) goes:
+ * dir NULL (the default) leaves it inherited from the test; else each helper
+ * appends to "<dir>/<program's base name>.log" (checkoutd.log, mock-stripe.log,
+ * ...; a restarted helper appends to the same file). */
+void co_proc_stderr_dir(const char *dir);
 /* Sends sig (SIGTERM for a clean stop, SIGKILL for crash tests) and waits for the
  * child; returns its wait status (-1 if it was not running). A child that ignores
  * SIGTERM for 15 s is SIGKILLed so a test cannot hang here. Frees p's resources. */

@@ -11,6 +11,7 @@
  * Errors (nothing applied): 400 signature_* / invalid_json / invalid_request
  * (naming the field), 404 item_not_found, 503 when Postgres is unreachable. */
 #include "co_app.h"
+#include "co_log.h"
 #include "signature.h"
 
 #include <stdio.h>
@@ -88,6 +89,18 @@ void co_webhook_restock(co_worker *w, const co_req *req, co_resp *resp)
     if (body == NULL || !parse(body, resp, &event_id, item, &quantity))
         goto done;
     rc = co_store_restock(w->db, event_id, item, quantity, &done, &refusal);
+    {
+        co_log_field f[] = {
+            CO_LOG_STR("event_id", event_id), CO_LOG_STR("event_type", "restock"),
+            CO_LOG_STR("item_id", item), CO_LOG_INT("quantity", quantity),
+            CO_LOG_STR("result", rc != CO_STORE_OK ? "refused" : done.applied ? "applied"
+                                                                               : "replayed"),
+            CO_LOG_INT("notified", rc == CO_STORE_OK ? done.notified : 0),
+        };
+
+        CO_LOGF(CO_LOG_DEBUG, "webhook", f, "restock %s of %lld x %s: %s", event_id, quantity,
+                item, rc != CO_STORE_OK ? "refused" : done.applied ? "applied" : "replayed");
+    }
     if (rc == CO_STORE_OK && !done.applied && !same_as_first(w, event_id, item, quantity)) {
         co_resp_error(resp, CO_ERR_event_id_reused, NULL, json_pack("{s:s}", "event_id", event_id));
     } else if (rc == CO_STORE_OK) {

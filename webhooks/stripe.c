@@ -11,6 +11,7 @@
  * the event could not take effect now because Postgres or the provider is
  * unreachable -- it is then not recorded, and the provider's retry applies it. */
 #include "co_app.h"
+#include "co_log.h"
 #include "signature.h"
 
 #include <string.h>
@@ -86,6 +87,24 @@ static bool parse_event(json_t *body, co_resp *resp, co_pay_event *ev, char orde
     return true;
 }
 
+/* The debug line of an event: its id, type and what it did. */
+static void log_event(const co_pay_event *ev, co_event_result r, const co_event_outcome *out)
+{
+    static const char *const results[] = {
+        [CO_EVENT_APPLIED] = "applied", [CO_EVENT_IGNORED] = "ignored",
+        [CO_EVENT_DUPLICATE] = "duplicate", [CO_EVENT_RETRY] = "retry",
+    };
+    const char *result = (unsigned)r < sizeof results / sizeof results[0] ? results[r] : "?";
+    co_log_field f[] = {
+        CO_LOG_STR("event_id", ev->id), CO_LOG_STR("event_type", ev->type),
+        CO_LOG_STR("result", result), CO_LOG_STR("outcome", out->outcome[0] ? out->outcome : NULL),
+        CO_LOG_STR("order_id", out->order_id[0] ? out->order_id : NULL),
+    };
+
+    CO_LOGF(CO_LOG_DEBUG, "webhook", f, "event %s %s: %s", ev->id, ev->type,
+            out->outcome[0] ? out->outcome : result);
+}
+
 void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp)
 {
     json_t *body = NULL;
@@ -106,6 +125,7 @@ void co_webhook_stripe(co_worker *w, const co_req *req, co_resp *resp)
     type = ev.type;
 
     r = co_saga_event(&w->saga, &ev, &out);
+    log_event(&ev, r, &out);
     switch (r) {
     case CO_EVENT_DUPLICATE:
         counted = "duplicate";

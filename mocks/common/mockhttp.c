@@ -14,11 +14,12 @@ static const char *g_name = "mock";
 void mh_init(const char *name)
 {
     g_name = name;
+    co_log_init();
 }
 
 _Noreturn void mh_oom(void)
 {
-    fprintf(stderr, "%s: out of memory\n", g_name);
+    CO_ERROR(g_name, "out of memory");
     abort();
 }
 
@@ -49,10 +50,10 @@ const char *mh_env_or(const char *name, const char *def)
 
 void mh_warn_secret_flag(const char *flag, const char *env)
 {
-    fprintf(stderr,
-            "%s: warning: %s puts the secret on the command line, where every local user can "
-            "read it (ps, /proc/PID/cmdline); set %s instead\n",
-            g_name, flag, env);
+    CO_WARN(g_name,
+            "%s puts the secret on the command line, where every local user can read it (ps, "
+            "/proc/PID/cmdline); set %s instead",
+            flag, env);
 }
 
 void mh_block_signals(sigset_t *sigs)
@@ -206,12 +207,7 @@ void mh_log(void *cls, const char *fmt, va_list ap)
     const char *drop = cls;
     char msg[512];
 
-    if (drop == NULL) {
-        fprintf(stderr, "%s: libmicrohttpd: ", g_name);
-        vfprintf(stderr, fmt, ap);
-        return;
-    }
     vsnprintf(msg, sizeof msg, fmt, ap);
-    if (strstr(msg, drop) == NULL)
-        fprintf(stderr, "%s: libmicrohttpd: %s", g_name, msg);
+    if (drop == NULL || strstr(msg, drop) == NULL)
+        CO_WARN(g_name, "libmicrohttpd: %s", msg);
 }

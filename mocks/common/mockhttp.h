@@ -11,6 +11,7 @@
 #define MH_MOCKHTTP_H
 
 #include "co_buf.h"
+#include "co_log.h"
 
 #include <microhttpd.h>
 #include <signal.h>

@@ -278,9 +278,16 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *url, const c
     json_decref(probe);
     status = record(url, cx->in.body, cx->in.len, res, is_json,
                     MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key"));
-    if (g_verbose)
-        fprintf(stderr, "mock-notify: POST %s -> %d (signature %s)\n", url, status,
-                res == CO_SIG_OK ? "ok" : sig_error_name(res));
+    {
+        const char *idem = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+        co_log_field f[] = {CO_LOG_STR("method", method), CO_LOG_STR("path", url),
+                            CO_LOG_INT("status", status),
+                            CO_LOG_STR("signature", res == CO_SIG_OK ? "ok" : sig_error_name(res)),
+                            CO_LOG_STR("idempotency_key", idem)};
+
+        CO_LOGF(g_verbose ? CO_LOG_INFO : CO_LOG_DEBUG, "mock-notify", f, "POST %s %d", url,
+                status);
+    }
     switch (status) {
     case MHD_HTTP_OK:
         return reply_json(c, status, json_pack("{s:b}", "received", 1));
@@ -355,6 +362,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    co_log_secret(g_secret);
     if (fail_first != NULL && !parse_long(fail_first, 0, 1000000, &g_sink.fail_left)) {
         fputs("mock-notify: --fail-first must be an integer from 0 to 1000000\n", stderr);
         return 2;

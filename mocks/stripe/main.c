@@ -132,6 +132,8 @@ static bool parse_args(int argc, char **argv)
         fputs("mock-stripe: --publishable-key must start with pk_test_\n", stderr);
         return false;
     }
+    co_log_secret(g_cfg.webhook_secret);
+    co_log_secret(g_cfg.api_key);
     return true;
 }
 
@@ -187,7 +189,7 @@ int main(int argc, char **argv)
     }
     mh_announce(d, &l);
     if (g_cfg.verbose)
-        fprintf(stderr, "mock-stripe: webhooks to %s, latency %ld ms\n",
+        CO_INFO("mock-stripe", "webhooks to %s, latency %ld ms",
                 g_cfg.webhook_url != NULL ? g_cfg.webhook_url : "(none)", g_cfg.latency_ms);
     mh_wait_signal(&sigs);
     rc = 0;

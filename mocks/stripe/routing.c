@@ -289,10 +289,17 @@ static enum MHD_Result handle(struct MHD_Connection *conn, const char *url, cons
     }
     if (ret == MHD_YES)
         ret = send_resp(&rq, &r, orig[0] != '\0' ? orig : NULL);
-    if (g_cfg.verbose)
-        fprintf(stderr, "mock-stripe: %s %s -> %d%s %lldms\n", method, url,
-                ret == MHD_YES ? r.status : 0, orig[0] != '\0' ? " (replayed)" : "",
-                ms_mono_ms() - t0);
+    {
+        co_log_field f[] = {
+            CO_LOG_STR("method", method), CO_LOG_STR("path", url),
+            CO_LOG_INT("status", ret == MHD_YES ? r.status : 0),
+            CO_LOG_INT("duration_ms", ms_mono_ms() - t0), CO_LOG_STR("request_id", rq.req_id),
+            CO_LOG_BOOL("replayed", orig[0] != '\0'),
+        };
+
+        CO_LOGF(g_cfg.verbose ? CO_LOG_INFO : CO_LOG_DEBUG, "mock-stripe", f, "%s %s %d%s",
+                method, url, ret == MHD_YES ? r.status : 0, orig[0] != '\0' ? " (replayed)" : "");
+    }
     ms_evlist_free(&rq.ev);
     ms_form_free(&rq.form);
     free(r.body);

@@ -266,7 +266,7 @@ static void *wh_thread(void *arg)
 
     (void)arg;
     if (c == NULL) {
-        fputs("mock-stripe: curl_easy_init failed; a webhook sender is missing\n", stderr);
+        CO_ERROR("mock-stripe", "curl_easy_init failed; a webhook sender is missing");
         return NULL;
     }
     pthread_mutex_lock(&g_wh.mu);
@@ -300,9 +300,14 @@ static void *wh_thread(void *arg)
         e->attempts++;
         pthread_mutex_unlock(&g_wh.mu);
         ok = wh_send(c, e, &status, err, sizeof err);
-        if (g_cfg.verbose)
-            fprintf(stderr, "mock-stripe: webhook %s %s attempt %d: %s\n", e->id, e->type,
-                    e->attempts, ok ? "delivered" : err);
+        {
+            co_log_field f[] = {CO_LOG_STR("event_id", e->id), CO_LOG_STR("event_type", e->type),
+                                CO_LOG_INT("attempt", e->attempts), CO_LOG_INT("status", status)};
+
+            CO_LOGF(g_cfg.verbose ? CO_LOG_INFO : CO_LOG_DEBUG, "mock-stripe", f,
+                    "webhook %s %s attempt %d: %s", e->id, e->type, e->attempts,
+                    ok ? "delivered" : err);
+        }
         pthread_mutex_lock(&g_wh.mu);
         e->last_status = status;
         snprintf(e->last_error, sizeof e->last_error, "%s", err);
@@ -347,7 +352,7 @@ bool ms_wh_start(void)
     g_wh.threads = ms_xcalloc((size_t)g_cfg.wh_threads, sizeof(pthread_t));
     for (long i = 0; i < g_cfg.wh_threads; i++) {
         if (pthread_create(&g_wh.threads[i], NULL, wh_thread, NULL) != 0) {
-            fputs("mock-stripe: cannot start webhook sender thread\n", stderr);
+            CO_ERROR("mock-stripe", "cannot start webhook sender thread");
             return false;
         }
         g_wh.n_threads++;
