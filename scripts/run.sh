@@ -168,7 +168,8 @@ start_mock() {
 
 if [ -z "${STRIPE_API_BASE:-}" ]; then
   MOCK_STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET MOCK_STRIPE_PUBLISHABLE_KEY=$STRIPE_PUBLISHABLE_KEY \
-    start_mock mock-stripe --listen 127.0.0.1:0 --webhook-url "http://$LISTEN_ADDR/webhooks/stripe"
+    start_mock mock-stripe --listen 127.0.0.1:0 --webhook-url "http://$LISTEN_ADDR/webhooks/stripe" \
+      --state-dir "$var/mock-stripe"
   export STRIPE_API_BASE=$mock_url
 fi
 if [ -z "${NOTIFY_URL:-}" ] && [ -x "$bin/mock-notify" ]; then

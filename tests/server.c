@@ -61,23 +61,90 @@ bool co_test_server_restart(co_test_server *s, const char *const extra_env[])
     return true;
 }
 
+/* Starts mock-stripe with s->mock_args, its state in s->mock_dir, on listen
+ * (NULL: a free port). Secrets go in the mocks' environment, never on their
+ * command lines (ps): a mock given --webhook-url signs its events with
+ * CO_TEST_WHSEC. */
+static bool start_mock(co_test_server *s, const char *listen)
+{
+    char *margs[26];
+    char *mock_env[] = {"MOCK_STRIPE_WEBHOOK_SECRET=" CO_TEST_WHSEC, NULL};
+    int n = 0;
+
+    for (int i = 0; s->mock_args[i] != NULL; i++)
+        margs[n++] = s->mock_args[i];
+    margs[n++] = "--state-dir";
+    margs[n++] = s->mock_dir;
+    if (listen != NULL) {
+        margs[n++] = "--listen"; /* after the helper's own "--listen 127.0.0.1:0": wins */
+        margs[n++] = (char *)listen;
+    }
+    margs[n] = NULL;
+    return co_proc_start_mock_stripe_env(&s->mock, margs, mock_env);
+}
+
+void co_test_mock_kill(co_test_server *s)
+{
+    if (s->mock.pid != 0)
+        co_proc_stop(&s->mock, SIGKILL);
+}
+
+bool co_test_mock_start_again(co_test_server *s)
+{
+    const char *hostport = strstr(s->mock_url, "//");
+
+    co_test_mock_kill(s);
+    ck_assert_ptr_nonnull(hostport);
+    /* The port was ours a moment ago; a few tries ride out a slow release. */
+    for (int attempt = 0; attempt < 20; attempt++) {
+        if (start_mock(s, hostport + 2)) {
+            ck_assert_str_eq(s->mock.url, s->mock_url);
+            return true;
+        }
+        usleep(100 * 1000);
+    }
+    return false;
+}
+
+void co_test_mock_restart(co_test_server *s)
+{
+    co_test_mock_kill(s);
+    ck_assert_msg(co_test_mock_start_again(s), "mock-stripe did not come back on %s",
+                  s->mock_url);
+}
+
+/* The mock's state dir and what the journal leaves in it. */
+static void remove_mock_dir(co_test_server *s)
+{
+    static const char *const files[] = {"journal", "journal.new", "lock"};
+    char path[320];
+
+    if (s->mock_dir[0] == '\0')
+        return;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", s->mock_dir, files[i]);
+        unlink(path);
+    }
+    rmdir(s->mock_dir);
+    s->mock_dir[0] = '\0';
+}
+
 static void start(co_test_server *s, const char *const extra_env[],
                   const char *const mock_args[], bool notify)
 {
-    char *margs[16];
-    char *mock_env[] = {"MOCK_STRIPE_WEBHOOK_SECRET=" CO_TEST_WHSEC, NULL};
+    const char *tmp = getenv("TMPDIR");
     int n = 0;
 
     memset(s, 0, sizeof *s);
     co_test_db_create(&s->db);
     s->conn = co_test_connect(&s->db);
-    for (int i = 0; mock_args && mock_args[i] && n < 15; i++)
-        margs[n++] = (char *)mock_args[i];
-    margs[n] = NULL;
-    /* Secrets go in the mocks' environment, never on their command lines (ps):
-     * a mock given --webhook-url signs its events with CO_TEST_WHSEC. */
-    ck_assert_msg(co_proc_start_mock_stripe_env(&s->mock, margs, mock_env),
-                  "mock-stripe did not start");
+    for (int i = 0; mock_args && mock_args[i] && n < 19; i++)
+        s->mock_args[n++] = strdup(mock_args[i]);
+    snprintf(s->mock_dir, sizeof s->mock_dir, "%s/co_mock_stripe_XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(s->mock_dir));
+    ck_assert_msg(start_mock(s, NULL), "mock-stripe did not start");
+    snprintf(s->mock_url, sizeof s->mock_url, "%s", s->mock.url);
     if (notify) {
         char path[512], url[300];
         char *nargs[] = {path, "--listen", "127.0.0.1:0", NULL};
@@ -127,6 +194,11 @@ void co_test_server_stop(co_test_server *s)
         status = co_proc_stop(&s->server, SIGTERM);
     if (s->mock.pid != 0)
         co_proc_stop(&s->mock, SIGTERM);
+    remove_mock_dir(s);
+    for (int i = 0; s->mock_args[i] != NULL; i++) {
+        free(s->mock_args[i]);
+        s->mock_args[i] = NULL;
+    }
     if (s->notify.pid != 0)
         co_proc_stop(&s->notify, SIGTERM);
     if (s->conn != NULL)
@@ -181,7 +253,7 @@ long co_test_mock(co_test_server *s, const char *method, const char *path, const
     char url[512], ct[128];
     const char *headers[3] = {"Authorization: Bearer sk_test_checkout", ct, NULL};
 
-    snprintf(url, sizeof url, "%s%s", s->mock.url, path);
+    snprintf(url, sizeof url, "%s%s", s->mock_url, path);
     snprintf(ct, sizeof ct, "Content-Type: %s",
              content_type ? content_type : "application/x-www-form-urlencoded");
     co_http(method, url, headers, body, body ? strlen(body) : 0, resp);

@@ -25,11 +25,16 @@ typedef struct {
     char *env[32];         /* checkoutd's environment additions (owned) */
     int nenv;
     co_proc notify;        /* mock-notify, when co_test_server_start_notify started one */
+    char mock_dir[256];    /* the mock's --state-dir, a fresh temporary directory */
+    char mock_url[256];    /* where the mock listens, the same after co_test_mock_restart */
+    char *mock_args[20];   /* the mock's extra args as given (owned), for its restarts */
 } co_test_server;
 
 /* Creates the database, starts mock-stripe (extra args may be NULL; its webhook
  * secret is CO_TEST_WHSEC, passed in its environment, so "--webhook-url URL" is
- * all a suite adds for signed events) and checkoutd with the test environment
+ * all a suite adds for signed events; its state is journaled in s->mock_dir, a
+ * new directory under $TMPDIR or /tmp, removed by co_test_server_stop) and
+ * checkoutd with the test environment
  * plus extra_env ("K=V", NULL-terminated, may be NULL; later entries win).
  * Aborts the test on failure. No secret is put on a command line. */
 void co_test_server_start(co_test_server *s, const char *const extra_env[],
@@ -43,6 +48,15 @@ void co_test_server_start_notify(co_test_server *s, const char *const extra_env[
  * extra_env; false when it did not come up (e.g. it crashed at once). */
 bool co_test_server_restart(co_test_server *s, const char *const extra_env[]);
 void co_test_server_stop(co_test_server *s);
+
+/* The provider's outage: co_test_mock_kill SIGKILLs mock-stripe;
+ * co_test_mock_start_again starts it with the same arguments on the same port
+ * (checkoutd keeps its STRIPE_API_BASE) and the same state dir, so it comes back
+ * with what its journal kept (false: it did not come up); co_test_mock_restart
+ * does both and asserts it came back. */
+void co_test_mock_kill(co_test_server *s);
+bool co_test_mock_start_again(co_test_server *s);
+void co_test_mock_restart(co_test_server *s);
 
 /* A shopper token for user (a uuid) valid for ttl seconds (may be negative). */
 char *co_test_token(const char *user, long ttl);

@@ -89,6 +89,67 @@ static void idem_remember(const char *key)
     }
 }
 
+/* ================================================================ the journal's side */
+
+/* A saved answer as a journal record; NULL when the key or the request is not UTF-8
+ * (jansson refuses such strings), which leaves that answer to memory alone. */
+static json_t *idem_rec(const char *key, const ms_idem *e)
+{
+    return json_pack("{s:s, s:s, s:s, s:s%, s:s, s:i, s:i, s:s%}", "t", "idem", "key", key,
+                     "endpoint", e->endpoint, "body", e->body, e->body_len,
+                     "request_id", e->req_id, "status", e->status, "retry", e->retry,
+                     "response", e->resp, e->resp_len);
+}
+
+bool ms_idem_restore(const json_t *rec)
+{
+    const char *key = json_string_value(json_object_get(rec, "key"));
+    const char *endpoint = json_string_value(json_object_get(rec, "endpoint"));
+    const char *req_id = json_string_value(json_object_get(rec, "request_id"));
+    json_t *body = json_object_get(rec, "body"), *resp = json_object_get(rec, "response");
+    json_t *status = json_object_get(rec, "status"), *retry = json_object_get(rec, "retry");
+    ms_node **bucket;
+    ms_shard *s;
+    ms_node **slot;
+    ms_idem *e;
+
+    if (key == NULL || endpoint == NULL || req_id == NULL || strlen(req_id) >= MS_ID_MAX ||
+        !json_is_string(body) || !json_is_string(resp) || !json_is_integer(status) ||
+        !json_is_integer(retry))
+        return false;
+    e = ms_xcalloc(1, sizeof *e);
+    e->done = true;
+    e->endpoint = ms_xstrdup(endpoint);
+    e->body_len = json_string_length(body);
+    e->body = ms_xstrndup(json_string_value(body), e->body_len);
+    memcpy(e->req_id, req_id, strlen(req_id) + 1);
+    e->status = (int)json_integer_value(status);
+    e->retry = (int)json_integer_value(retry);
+    e->resp_len = json_string_length(resp);
+    e->resp = ms_xstrndup(json_string_value(resp), e->resp_len);
+    s = ms_map_shard(&g_idem, key, &bucket);
+    pthread_mutex_lock(&s->mu);
+    slot = ms_map_slot_locked(bucket, key);
+    if (*slot != NULL)
+        idem_free(ms_map_unlink_locked(slot));
+    ms_map_insert_locked(bucket, key, e);
+    pthread_mutex_unlock(&s->mu);
+    idem_remember(key);         /* and the cap applies again */
+    return true;
+}
+
+void ms_idem_dump(void)
+{
+    for (ms_keyq *q = g_idem_fifo.head; q != NULL; q = q->next) {
+        ms_idem *e = ms_map_get(&g_idem, q->key);
+
+        if (e != NULL && e->done)
+            ms_journal_put(idem_rec(q->key, e));
+    }
+}
+
+/* ================================================================ begin, finish */
+
 /* Looks the key up; a new key is reserved as in flight. For a replay, fills r with a copy
  * of the saved answer and orig with the first request's id. */
 ms_idem_res ms_idem_begin(const char *key, const ms_req *rq, ms_resp *r, char *orig)
@@ -142,6 +203,7 @@ void ms_idem_finish(const char *key, const ms_req *rq, const ms_resp *r, bool sa
     ms_shard *s = ms_map_shard(&g_idem, key, &bucket);
     ms_node **slot;
     ms_idem *e;
+    json_t *rec = NULL;
 
     pthread_mutex_lock(&s->mu);
     slot = ms_map_slot_locked(bucket, key);
@@ -153,11 +215,16 @@ void ms_idem_finish(const char *key, const ms_req *rq, const ms_resp *r, bool sa
             e->retry = r->retry;
             e->resp = ms_xstrndup(r->body, r->len);
             e->resp_len = r->len;
+            if (ms_journal_on())
+                rec = idem_rec(key, e);
         } else {
             idem_free(ms_map_unlink_locked(slot));
         }
     }
     pthread_mutex_unlock(&s->mu);
+    /* Before the answer is sent: a retry after a restart replays it. A key still in
+     * flight is not kept (as a request the provider never finished, it runs again). */
+    ms_journal_put(rec);
 }
 
 void ms_idem_init(void)

@@ -20,7 +20,8 @@ static void usage(FILE *out)
           "                   [--webhook-secret whsec_...] [--latency-ms N]\n"
           "                   [--api-key sk_test_...] [--publishable-key pk_test_...]\n"
           "                   [--webhook-max-attempts N] [--webhook-threads N]\n"
-          "                   [--webhook-history N] [--max-idempotency-keys N] [--verbose]\n"
+          "                   [--webhook-history N] [--max-idempotency-keys N]\n"
+          "                   [--state-dir DIR [--state-fsync]] [--verbose]\n"
           "\n"
           "A Stripe-compatible payment API for tests (PaymentIntents, refunds, charges,\n"
           "idempotency, signed webhooks). Flags override the environment variables\n"
@@ -30,6 +31,9 @@ static void usage(FILE *out)
           "MOCK_STRIPE_PUBLISHABLE_KEY (default: any pk_test_ key; it may only retrieve\n"
           "and confirm a PaymentIntent with its client_secret, as Stripe.js does),\n"
           "MOCK_STRIPE_WEBHOOK_MAX_ATTEMPTS (8),\n"
+          "MOCK_STRIPE_STATE_DIR (default: state in memory only; with a directory every\n"
+          "change is journaled there before it is answered, and a restart keeps it),\n"
+          "MOCK_STRIPE_STATE_FSYNC=1 (fdatasync the journal after each change),\n"
           "MOCK_STRIPE_VERBOSE=1.\n"
           "Test endpoints: GET /_mock/stats, GET|POST|DELETE /_mock/faults, GET|DELETE\n"
           "/_mock/webhooks, POST /_mock/reset, POST /_mock/payment_intents/:id/authenticate.\n"
@@ -65,11 +69,14 @@ static bool parse_args(int argc, char **argv)
         {"webhook-threads", required_argument, NULL, 'T'},
         {"webhook-history", required_argument, NULL, 'H'},
         {"max-idempotency-keys", required_argument, NULL, 'I'},
+        {"state-dir", required_argument, NULL, 'D'},
+        {"state-fsync", no_argument, NULL, 'F'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *verbose = getenv("MOCK_STRIPE_VERBOSE");
+    const char *fsync_env = getenv("MOCK_STRIPE_STATE_FSYNC");
 
     g_cfg.listen = mh_env_or("MOCK_STRIPE_LISTEN", g_cfg.listen);
     g_cfg.webhook_url = mh_env_or("MOCK_STRIPE_WEBHOOK_URL", NULL);
@@ -77,6 +84,8 @@ static bool parse_args(int argc, char **argv)
     g_cfg.api_key = mh_env_or("MOCK_STRIPE_API_KEY", NULL);
     g_cfg.publishable_key = mh_env_or("MOCK_STRIPE_PUBLISHABLE_KEY", NULL);
     g_cfg.verbose = verbose != NULL && strcmp(verbose, "1") == 0;
+    g_cfg.state_dir = mh_env_or("MOCK_STRIPE_STATE_DIR", NULL);
+    g_cfg.state_fsync = fsync_env != NULL && strcmp(fsync_env, "1") == 0;
     if (!parse_long("MOCK_STRIPE_LATENCY_MS", getenv("MOCK_STRIPE_LATENCY_MS"), 0, 600000,
                     &g_cfg.latency_ms) ||
         !parse_long("MOCK_STRIPE_WEBHOOK_MAX_ATTEMPTS", getenv("MOCK_STRIPE_WEBHOOK_MAX_ATTEMPTS"),
@@ -98,6 +107,8 @@ static bool parse_args(int argc, char **argv)
         case 'k': g_cfg.api_key = optarg; break;
         case 'p': g_cfg.publishable_key = optarg; break;
         case 'v': g_cfg.verbose = true; break;
+        case 'D': g_cfg.state_dir = *optarg != '\0' ? optarg : NULL; break;
+        case 'F': g_cfg.state_fsync = true; break;
         case 'L': ok = parse_long("--latency-ms", optarg, 0, 600000, &g_cfg.latency_ms); break;
         case 'A':
             ok = parse_long("--webhook-max-attempts", optarg, 1, 100, &g_cfg.wh_max_attempts);
@@ -170,6 +181,9 @@ int main(int argc, char **argv)
     json_object_seed(0);
     mh_block_signals(&sigs);
     ms_state_init();
+    /* Replayed before the senders and the daemon start: nothing else runs yet. */
+    if (g_cfg.state_dir != NULL && !ms_journal_open(g_cfg.state_dir, g_cfg.state_fsync))
+        goto out;
     if (!ms_wh_start())
         goto out;
     flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
@@ -198,6 +212,7 @@ out:
     if (d != NULL)
         MHD_stop_daemon(d);     /* joins every connection thread */
     ms_wh_stop();
+    ms_journal_close();     /* after the last writer, the senders */
     ms_state_free();
     curl_global_cleanup();
     return rc;

@@ -161,6 +161,7 @@ void ms_h_pi_create(ms_req *rq, const char *id, ms_resp *r)
         ms_pi_confirm_locked(pi, rq, off_session || error_on_action, r);
     else
         ms_reply_pi(r, pi);
+    ms_journal_pi(pi);
     pthread_mutex_unlock(&pi->mu);
 }
 
@@ -292,6 +293,7 @@ void ms_h_pi_update(ms_req *rq, const char *id, ms_resp *r)
         pi->pm = ms_xstrdup(pm);
         pi->status = ST_REQUIRES_CONFIRMATION;
     }
+    ms_journal_pi(pi);
     ms_reply_pi(r, pi);
 out:
     pthread_mutex_unlock(&pi->mu);

@@ -178,6 +178,7 @@ void ms_h_pi_confirm(ms_req *rq, const char *id, ms_resp *r)
     if (email != NULL)
         ms_set_opt_str(&pi->receipt_email, email);
     ms_pi_confirm_locked(pi, rq, off_session || error_on_action, r);
+    ms_journal_pi(pi);
 out:
     pthread_mutex_unlock(&pi->mu);
 }
@@ -223,6 +224,7 @@ void ms_h_pi_capture(ms_req *rq, const char *id, ms_resp *r)
     pi->capturable = 0;
     atomic_fetch_add(&st_captured, 1);
     ms_ev_add(rq, "payment_intent.succeeded", pi->id, ms_pi_json(pi));
+    ms_journal_pi(pi);
     ms_reply_pi(r, pi);
 out:
     pthread_mutex_unlock(&pi->mu);
@@ -257,6 +259,7 @@ void ms_h_pi_cancel(ms_req *rq, const char *id, ms_resp *r)
     pi->cancel_reason = reason >= 0 ? cancel_reasons[reason] : NULL;
     atomic_fetch_add(&st_canceled, 1);
     ms_ev_add(rq, "payment_intent.canceled", pi->id, ms_pi_json(pi));
+    ms_journal_pi(pi);
     ms_reply_pi(r, pi);
 out:
     pthread_mutex_unlock(&pi->mu);
@@ -294,9 +297,11 @@ void ms_mock_authenticate(ms_req *rq, const char *id, ms_resp *r)
                       "requires_action can be authenticated.", ms_status_names[pi->status]);
     } else if (outcome != NULL && strcmp(outcome, "fail") == 0) {
         pi_failed_locked(pi, rq, "invalid_request_error", &auth_failed, false);
+        ms_journal_pi(pi);
         ms_reply_pi(r, pi);
     } else {
         pi_authorized_locked(pi, rq);
+        ms_journal_pi(pi);
         ms_reply_pi(r, pi);
     }
     pthread_mutex_unlock(&pi->mu);

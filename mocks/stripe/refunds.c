@@ -127,6 +127,7 @@ void ms_h_refund_create(ms_req *rq, const char *id, ms_resp *r)
     ms_map_put(&g_objs, rf->id, rf);
     atomic_fetch_add(&st_refunds, 1);
     ms_ev_add(rq, "charge.refunded", pi->ch_id, ms_charge_json(pi));
+    ms_journal_refund(pi, rf);
     ms_resp_json(r, 200, ms_refund_json(rf));
 unlock:
     pthread_mutex_unlock(&pi->mu);

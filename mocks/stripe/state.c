@@ -100,7 +100,8 @@ void ms_wake_sleepers_for_stop(void)
 /* ================================================================ reset, init, free */
 
 /* POST /_mock/reset: forgets every object, idempotency key, counter, fault and finished
- * webhook event; events still pending keep being delivered. */
+ * webhook event, in memory and in the journal; events still pending keep being
+ * delivered. */
 void ms_reset_state(void)
 {
     pthread_rwlock_wrlock(&g_state);
@@ -121,6 +122,7 @@ void ms_reset_state(void)
     atomic_store(&st_requests, 0);
     atomic_store(&st_declines, 0);
     atomic_store(&st_replays, 0);
+    ms_journal_reset();
     pthread_rwlock_unlock(&g_state);
     ms_faults_clear();
     ms_wh_clear_done();

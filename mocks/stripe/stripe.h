@@ -20,6 +20,7 @@
  *   render.c           JSON for objects, lists and Stripe's error bodies
  *   cards.c            the test payment methods and their declines
  *   idem.c             the idempotency store
+ *   journal.c          --state-dir: the journal of every change, replayed at start
  *   webhooks.c         events, their queue and the sender threads
  *   faults.c           fault injection and the /_mock/ endpoints
  *   payment_intents.c  create, retrieve, list, update
@@ -85,6 +86,8 @@ typedef struct {
     long wh_threads;
     long wh_history;            /* finished events kept for GET /_mock/webhooks */
     long idem_max;              /* idempotency keys remembered (Stripe: 24 h) */
+    const char *state_dir;      /* NULL: state in memory only (journal.c) */
+    bool state_fsync;           /* fdatasync the journal after each record */
     bool verbose;
 } ms_config;
 
@@ -389,6 +392,28 @@ void ms_idem_reset(void);
 void ms_idem_free(void);
 ms_idem_res ms_idem_begin(const char *key, const ms_req *rq, ms_resp *r, char *orig);
 void ms_idem_finish(const char *key, const ms_req *rq, const ms_resp *r, bool save);
+/* The journal's side (at start-up, before other threads): one saved answer back from
+ * its record (false: the record is incomplete), and every saved answer, oldest first,
+ * into the journal. */
+bool ms_idem_restore(const json_t *rec);
+void ms_idem_dump(void);
+
+/* ================================================================ journal.c */
+
+/* Replays DIR/journal, compacts it and keeps appending to it; false (with a message)
+ * when the directory cannot be used. Before any other thread starts. */
+bool ms_journal_open(const char *dir, bool sync);
+void ms_journal_close(void);
+bool ms_journal_on(void);
+/* Appends one record (a whole object) with one write(); takes rec (NULL is ignored).
+ * Nothing without --state-dir. */
+void ms_journal_put(json_t *rec);
+/* The PaymentIntent (locked) as it is now, its latest charge included. */
+void ms_journal_pi(const ms_pi *pi);
+/* A new refund and its PaymentIntent (locked), in one write. */
+void ms_journal_refund(const ms_pi *pi, const ms_refund *rf);
+/* For /_mock/reset, under the state write lock. */
+void ms_journal_reset(void);
 
 /* ================================================================ webhooks.c */
 
@@ -403,6 +428,11 @@ void ms_wh_stop(void);
 void ms_wh_clear_done(void);
 json_t *ms_wh_list_json(const char *type, const char *obj);
 void ms_wh_counts(json_int_t *pending, json_int_t *delivered, json_int_t *failed);
+/* The journal's side: an event still to deliver back from its record (a finished one
+ * is skipped; false: the record is incomplete), before the senders start; and every
+ * event still to deliver into the journal. */
+bool ms_wh_restore(const json_t *rec);
+void ms_wh_dump(void);
 
 /* ================================================================ faults.c */
 

@@ -111,6 +111,7 @@ static struct {
 } g_wh;
 
 static void wh_trim_done_locked(void);
+static void wh_journal_locked(const ms_event *e);
 
 static void wh_event_free(ms_event *e)
 {
@@ -143,6 +144,7 @@ static void wh_queue(const ms_newev *n, long long due_ms, bool dropped)
     } else {
         list_push_back(&g_wh.pending, &e->q);
         g_wh.n_pending++;
+        wh_journal_locked(e);
         pthread_cond_signal(&g_wh.cv);
     }
     pthread_mutex_unlock(&g_wh.mu);
@@ -330,11 +332,107 @@ static void *wh_thread(void *arg)
             e->next_at_ms = ms_mono_ms() + (backoff < MS_WH_BACKOFF_CAP_MS ? backoff
                                                                            : MS_WH_BACKOFF_CAP_MS);
         }
+        wh_journal_locked(e);   /* the attempt's outcome */
     }
     pthread_mutex_unlock(&g_wh.mu);
     curl_easy_cleanup(c);
     return NULL;
 }
+
+/* ================================================================ the journal's side */
+
+static long long wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The event's record, keyed by seq (a duplicated delivery shares the event's id):
+ * whole while it is to be delivered, with its due time on the wall clock (the
+ * monotonic one restarts with the process); only its end once it is finished. */
+static json_t *wh_rec(const ms_event *e)
+{
+    long long due = e->next_at_ms - ms_mono_ms();
+
+    if (e->state != WH_PENDING && e->state != WH_SENDING)
+        return json_pack("{s:s, s:I, s:s}", "t", "event", "seq", (json_int_t)e->seq,
+                         "state", wh_state_names[e->state]);
+    return json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:s%, s:s, s:i, s:I, s:s, s:I}",
+                     "t", "event", "seq", (json_int_t)e->seq, "id", e->id, "type", e->type,
+                     "object_id", e->obj, "created", (json_int_t)e->created,
+                     "body", e->body, e->len, "state", "pending", "attempts", e->attempts,
+                     "last_http_status", (json_int_t)e->last_status, "last_error",
+                     e->last_error, "next_at", (json_int_t)(wall_ms() + (due > 0 ? due : 0)));
+}
+
+/* Under g_wh.mu, so an event's records land in the order of its changes. */
+static void wh_journal_locked(const ms_event *e)
+{
+    if (ms_journal_on())
+        ms_journal_put(wh_rec(e));
+}
+
+static bool copy_str(const json_t *rec, const char *k, char *out, size_t cap)
+{
+    const char *v = json_string_value(json_object_get(rec, k));
+
+    if (v == NULL || strlen(v) >= cap)
+        return false;
+    memcpy(out, v, strlen(v) + 1);
+    return true;
+}
+
+bool ms_wh_restore(const json_t *rec)
+{
+    const char *state = json_string_value(json_object_get(rec, "state"));
+    json_t *body = json_object_get(rec, "body"), *v;
+    ms_event *e;
+    long long due;
+
+    if (state == NULL)
+        return false;
+    if (strcmp(state, "pending") != 0)
+        return true;            /* finished before the restart */
+    e = ms_xcalloc(1, sizeof *e);
+    e->seq = (unsigned long long)json_integer_value(json_object_get(rec, "seq"));
+    v = json_object_get(rec, "attempts");
+    e->attempts = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+    e->last_status = (long)json_integer_value(json_object_get(rec, "last_http_status"));
+    e->created = (time_t)json_integer_value(json_object_get(rec, "created"));
+    due = json_integer_value(json_object_get(rec, "next_at")) - wall_ms();
+    e->next_at_ms = ms_mono_ms() + (due > 0 ? due : 0);
+    if (!copy_str(rec, "id", e->id, sizeof e->id) ||
+        !copy_str(rec, "type", e->type, sizeof e->type) ||
+        !copy_str(rec, "object_id", e->obj, sizeof e->obj) ||
+        !copy_str(rec, "last_error", e->last_error, sizeof e->last_error) ||
+        !json_is_string(body) || e->attempts < 0) {
+        free(e);
+        return false;
+    }
+    e->len = json_string_length(body);
+    e->body = ms_xstrndup(json_string_value(body), e->len);
+    e->state = WH_PENDING;
+    pthread_mutex_lock(&g_wh.mu);
+    if (e->seq > g_wh.seq)
+        g_wh.seq = e->seq;
+    list_push_back(&g_wh.all, &e->all);
+    list_push_back(&g_wh.pending, &e->q);
+    g_wh.n_pending++;
+    pthread_mutex_unlock(&g_wh.mu);
+    return true;
+}
+
+void ms_wh_dump(void)
+{
+    pthread_mutex_lock(&g_wh.mu);
+    for (ms_link *l = g_wh.pending.next; l != &g_wh.pending; l = l->next)
+        wh_journal_locked(MS_CONTAINER(l, ms_event, q));
+    pthread_mutex_unlock(&g_wh.mu);
+}
+
+/* ================================================================ start, stop */
 
 void ms_wh_init(void)
 {
