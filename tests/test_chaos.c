@@ -2,7 +2,8 @@
  * contended items, a seeded mix of cards: success, declines, 3-D Secure),
  * subscribe to back-in-stock and get restocks, through three checkoutd
  * instances behind nginx, while a seeded schedule of faults runs: provider
- * 500s, 429s with Retry-After, hangs, dropped answers, added latency; webhook
+ * 500s, 429s with Retry-After, hangs, dropped answers, added latency, the
+ * provider SIGKILLed and restarted (mock-stripe keeps a journal); webhook
  * deliveries delayed, dropped, duplicated, reordered; instances SIGKILLed and
  * restarted; Postgres backends terminated and Postgres restarted. Afterwards,
  * with the faults gone, every order must end by itself and every invariant
@@ -218,19 +219,19 @@ static void *shopper(void *p)
 
 typedef enum {
     F_PROVIDER_500, F_PROVIDER_429, F_PROVIDER_HANG, F_PROVIDER_DROP, F_PROVIDER_LATENCY,
-    F_WEBHOOK_DUPLICATE, F_WEBHOOK_DELAY, F_WEBHOOK_REORDER, F_WEBHOOK_DROP,
+    F_PROVIDER_RESTART, F_WEBHOOK_DUPLICATE, F_WEBHOOK_DELAY, F_WEBHOOK_REORDER, F_WEBHOOK_DROP,
     F_KILL, F_PG_TERMINATE, F_PG_RESTART, F_RESTOCK, F_KINDS
 } fault_kind;
 
 static const char *const fault_names[F_KINDS] = {
     "provider 500", "provider 429 + Retry-After", "provider hang", "provider dropped answer",
-    "provider latency", "webhook duplicated", "webhook delayed", "webhook reordered",
+    "provider latency", "provider SIGKILL + restart (its journal kept)", "webhook duplicated", "webhook delayed", "webhook reordered",
     "webhook dropped", "instance SIGKILL + restart", "Postgres backends terminated",
     "Postgres restart", "restock (signed webhook)",
 };
 
 /* Relative weights of the kinds in the schedule. */
-static const int fault_weight[F_KINDS] = {3, 2, 1, 2, 2, 2, 2, 2, 1, 3, 1, 1, 6};
+static const int fault_weight[F_KINDS] = {3, 2, 1, 2, 2, 1, 2, 2, 2, 1, 3, 1, 1, 6};
 
 static int fault_count[F_KINDS];
 
@@ -303,6 +304,11 @@ static void inject(fault_kind k, unsigned *seed, int at_ms, int *round, bool *pg
     case F_PROVIDER_LATENCY:
         co_test_fault(&srv, match, "delay", 3 * count, ms / 2);
         break;
+    case F_PROVIDER_RESTART:
+        co_test_mock_kill(&srv);
+        sleep_ms(ms / 4);
+        ck_assert(co_test_mock_start_again(&srv));
+        break;
     case F_WEBHOOK_DUPLICATE:
         co_test_fault(&srv, wh, "duplicate", count, ms);
         break;
@@ -339,7 +345,7 @@ static void inject(fault_kind k, unsigned *seed, int at_ms, int *round, bool *pg
     case F_KINDS:
         break;
     }
-    if (k < F_WEBHOOK_DUPLICATE)
+    if (k < F_PROVIDER_RESTART)
         fprintf(stderr, " on %s x%d", match, count);
     else if (k <= F_WEBHOOK_DROP)
         fprintf(stderr, " of %s", type);
