@@ -36,6 +36,9 @@
 #   far       the provider BENCH_PROVIDER_LATENCY ms away, BENCH_FAR_CLIENTS shoppers
 #             on the hot item, checkoutd's default WORKERS; against the ideal
 #             clients / (2 calls x latency) checkouts/s.
+#   inst      the spread 128 http row with BENCH_INSTANCES (1 2 3) checkoutd
+#             processes behind nginx (round robin) on one database: how many
+#             instances one primary feeds. CPU and conns: all instances.
 #   growth    the hot 32 http row on a database already holding
 #             BENCH_GROWTH_ORDERS terminal orders (bench/growth.sql), against the
 #             hot 32 http row on an empty one.
@@ -233,6 +236,12 @@ pgss_top() {
 # database $1 (on this machine: the private cluster), and the machine's busy
 # and total ticks.
 ticks() { awk '{ print $1, $14 + $15 }' "/proc/$1/stat" 2>/dev/null || true; }
+# The CPU ticks of several processes together, as ticks prints them ("0 total").
+pids_ticks() {
+  local p t=0
+  for p in "$@"; do t=$(( t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0) )); done
+  echo "0 $t"
+}
 backend_ticks() {
   local p
   for p in $(qa "SELECT pid FROM pg_stat_activity WHERE datname = '$1'
@@ -262,6 +271,46 @@ start_server() {
   done
   echo "bench.sh: $name did not start; see $log" >&2
   tail -5 "$log" >&2
+  return 1
+}
+
+# nginx (Debian's) in the foreground on 127.0.0.1:$2 in front of the upstream
+# lines $3 (round robin, keep-alive to the instances); sets lb_pid.
+start_lb() {
+  local dir=$1 port=$2 ups=$3
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  cat >"$dir/nginx.conf" <<CONF
+daemon off;
+master_process off;
+error_log $dir/error.log warn;
+pid $dir/nginx.pid;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+  upstream checkoutd {
+$ups    keepalive 256;
+  }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      proxy_pass http://checkoutd;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+  /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+  lb_pid=$!
+  pids+=("$lb_pid")
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "bench.sh: nginx did not start; see $dir/error.log" >&2
   return 1
 }
 
@@ -461,17 +510,37 @@ http_row() {
   pgss_reset "$db_url"
   # Read before the server connects: afterwards its backends hold counters back.
   before=$(commits "$db_name")
-  start_server checkoutd "$work/checkoutd-$tag.log" \
-    env "${wenv[@]}" DATABASE_URL="$db_url" LISTEN_ADDR="127.0.0.1:$port" STRIPE_API_BASE="$mock" \
-        LOG_LEVEL=warn PGAPPNAME=checkoutd "$bin/checkoutd"
-  srv=$server_url co_pid=$server_pid
+  # row_instances > 0: that many checkoutd behind nginx (round robin) on $port.
+  local co_pids=() n_inst=${row_instances:-0} i lb_pid=""
+  if [ "$n_inst" = 0 ]; then
+    start_server checkoutd "$work/checkoutd-$tag.log" \
+      env "${wenv[@]}" DATABASE_URL="$db_url" LISTEN_ADDR="127.0.0.1:$port" STRIPE_API_BASE="$mock" \
+          LOG_LEVEL=warn PGAPPNAME=checkoutd "$bin/checkoutd"
+    srv=$server_url co_pid=$server_pid
+    co_pids=("$co_pid")
+  else
+    local ups=""
+    for ((i = 1; i <= n_inst; i++)); do
+      local p_i
+      p_i=$(free_port)
+      start_server checkoutd "$work/checkoutd-$tag-$i.log" \
+        env "${wenv[@]}" DATABASE_URL="$db_url" LISTEN_ADDR="127.0.0.1:$p_i" STRIPE_API_BASE="$mock" \
+            LOG_LEVEL=warn PGAPPNAME=checkoutd "$bin/checkoutd"
+      co_pids+=("$server_pid")
+      ups+="    server 127.0.0.1:$p_i max_fails=0;"$'\n'
+    done
+    co_pid=${co_pids[0]}
+    start_lb "$work/nginx-$tag" "$port" "$ups"
+    srv="http://127.0.0.1:$port"
+  fi
   # The connections checkoutd holds, sampled from the maintenance database.
   psql -qAtX "$admin" >"$work/conns-$tag.txt" 2>/dev/null <<<"SELECT count(*) FROM pg_stat_activity
      WHERE datname = '$db_name' AND backend_type = 'client backend' \\watch 0.2" &
   local sampler=$!
   pids+=("$sampler")
   local cpu0_co cpu0_mock cpu0_pg cpu0_m
-  cpu0_co=$(ticks "$co_pid") cpu0_mock=$(ticks "$mock_pid") cpu0_pg=$(backend_ticks "$db_name")
+  cpu0_co=$(pids_ticks "${co_pids[@]}") cpu0_mock=$(ticks "$mock_pid")
+  cpu0_pg=$(backend_ticks "$db_name")
   cpu0_m=$(machine_ticks)
 
   line=$("$bb/loadgen" --url "$srv" "${items_arg[@]}" "${lg[@]}") || rc=$?
@@ -494,7 +563,7 @@ http_row() {
     pending=$(jnum "$stats" pending)
   done
   local cpu_co cpu_mock cpu_pg m0 m1 hz
-  cpu_co=$(tick_delta "$cpu0_co" "$(ticks "$co_pid")")
+  cpu_co=$(tick_delta "$cpu0_co" "$(pids_ticks "${co_pids[@]}")")
   cpu_mock=$(tick_delta "$cpu0_mock" "$(ticks "$mock_pid")")
   cpu_pg=$(tick_delta "$cpu0_pg" "$(backend_ticks "$db_name")")
   read -r -a m0 <<<"$cpu0_m"
@@ -503,10 +572,13 @@ http_row() {
   stop_pid "$sampler" || true
   conns=$(sort -n "$work/conns-$tag.txt" | tail -1)
   rss=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$co_pid/status" 2>/dev/null || echo "-")
-  stop_pid "$co_pid" || {
-    echo "bench.sh: checkoutd did not stop cleanly; see $work/checkoutd-$tag.log" >&2
-    status=1
-  }
+  [ -n "$lb_pid" ] && { stop_pid "$lb_pid" || true; }
+  for p in "${co_pids[@]}"; do
+    stop_pid "$p" || {
+      echo "bench.sh: checkoutd did not stop cleanly; see $work/checkoutd-$tag*.log" >&2
+      status=1
+    }
+  done
   after=$(commits "$db_name")
   ok=$(val "$line" ok) ok_all=$(val "$line" ok_all)
   read -r calls top < <(pgss_calls "$db_url")
@@ -591,6 +663,21 @@ if [ -z "$peak" ]; then
     [[ $k == hot\ * ]] && [ "$(calc 'a > b' a="${http_ops[$k]}" b="$peak")" = 1 ] && peak=${http_ops[$k]}
   done
 fi
+
+# ------------------------------------------------------------------ 3b. instances
+# How many instances one primary feeds: 1, 2 and 3 checkoutd behind nginx
+# (round robin, as a shop deploys several), BENCH_ITEMS items spread, 128
+# clients (the hot item is bound by its rows' locks, not by the instances).
+# BENCH_INSTANCES lists the counts; empty: none. Quick: none.
+inst_list=${BENCH_INSTANCES-1 2 3}
+[ "$quick" = 1 ] && inst_list=${BENCH_INSTANCES-}
+for n in $inst_list; do
+  new_db "inst_$n"
+  seed_items "$db_url" spread
+  row_instances=$n http_row inst "HTTP $n instance(s) behind nginx" spread 128 0 0 "$workers" \
+    "${base_ops[spread 128]:-}" seed
+  drop_db "$db_name"
+done
 
 # ------------------------------------------------------------------ 4. fixed rate
 rate=$(calc 'int(p / 2 + 0.5)' p="$peak")
