@@ -310,6 +310,15 @@ START_TEST(a_clean_day_is_all_zeros_with_its_outcomes_counted)
         for (size_t i = 0; i < N_ANOMALIES; i++)
             ck_assert_ptr_nonnull(strstr(out, anomalies[i]));
     }
+    /* The sink named by its endpoint rather than its base: the same. */
+    {
+        char sink[400];
+        const char *args[] = {"--json", "--settled-after", "0", "--sink", sink, NULL};
+
+        snprintf(sink, sizeof sink, "%s/_mock/deliveries/", srv.notify.url);
+        ck_assert_int_eq(run_env(args, NULL, out, sizeof out), 0);
+        ck_assert_ptr_nonnull(strstr(out, "\"sink\":true"));
+    }
     /* Created since a moment from now: nothing in scope. */
     j = audit_json(true, "--since=2999-01-01T00:00:00Z", &rc);
     ck_assert_int_eq(rc, 0);
@@ -536,11 +545,12 @@ END_TEST
 
 START_TEST(what_cannot_be_read_is_exit_2)
 {
-    char down[64], bad_api[128];
+    char down[64], bad_api[128], bad_db[128];
     const char *json_args[] = {"--json", "--settled-after", "0", NULL};
     const char *no_settle[] = {"--json", NULL};
     const char *bad_args[] = {"--settled-after", "soon", NULL};
     const char *env_api[] = {bad_api, NULL};
+    const char *env_db[] = {bad_db, NULL};
     const char *env_server[] = {"STRIPE_WEBHOOK_SECRET=" CO_TEST_WHSEC,
                                 "RESTOCK_WEBHOOK_SECRET=x", "AUTH_JWT_SECRET=x",
                                 "ADMIN_API_KEY=x", "SAGA_LEASE_SECONDS=7",
@@ -549,7 +559,16 @@ START_TEST(what_cannot_be_read_is_exit_2)
 
     snprintf(down, sizeof down, "http://127.0.0.1:%u", co_test_free_port());
     snprintf(bad_api, sizeof bad_api, "STRIPE_API_BASE=%s", down);
+    snprintf(bad_db, sizeof bad_db, "DATABASE_URL=postgresql://127.0.0.1:%u/none",
+             co_test_free_port());
     ck_assert_int_eq(run_env(json_args, env_api, out, sizeof out), 2);
+    ck_assert_int_eq(run_env(json_args, env_db, out, sizeof out), 2);
+    ck_assert_str_eq(out, "");
+    {
+        const char *sink_down[] = {"--settled-after", "0", "--sink", down, NULL};
+
+        ck_assert_int_eq(run_env(sink_down, NULL, out, sizeof out), 2);
+    }
     ck_assert_int_eq(run_env(bad_args, NULL, out, sizeof out), 2);
     /* The default settle time is the server's: without its configuration, 2. */
     ck_assert_int_eq(run_env(no_settle, NULL, out, sizeof out), 2);
