@@ -3,9 +3,11 @@
  *   checkoutd                 apply migrations, then serve (SPEC section 5)
  *   checkoutd migrate         apply migrations and exit
  *   checkoutd token SUB [TTL] print a shopper JWT for user SUB (AUTH_JWT_SECRET)
+ *   checkoutd audit [...]     check SPEC section 8 on a live system (src/audit.c)
  *   checkoutd --help          the usage, on stdout; --version the release
  * Anything else is a usage error: the usage on stderr, exit status 2.
  */
+#include "audit.h"
 #include "co_app.h"
 #include "co_db.h"
 #include "co_jwt.h"
@@ -174,6 +176,8 @@ static void usage(FILE *to)
             "       checkoutd migrate             apply migrations and exit\n"
             "       checkoutd token USER_UUID [TTL_SECONDS]\n"
             "                                     print a shopper JWT (AUTH_JWT_SECRET)\n"
+            "       checkoutd audit [--since RFC3339] [--sink URL] [--settled-after S] [--json]\n"
+            "                                     check money, stock and notifications agree\n"
             "       checkoutd --help | --version\n"
             "\n"
             "Settings come from the environment (README, Configuration). Required:\n"
@@ -199,6 +203,8 @@ int main(int argc, char **argv)
         return cmd_migrate();
     if (argc > 1 && strcmp(argv[1], "token") == 0)
         return cmd_token(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "audit") == 0)
+        return co_audit_main(argc - 1, argv + 1);
     if (argc > 1) {
         fprintf(stderr, "checkoutd: unknown argument '%s'\n", argv[1]);
         usage(stderr);
