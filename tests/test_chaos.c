@@ -8,7 +8,10 @@
  * restarted; Postgres backends terminated and Postgres restarted. Afterwards,
  * with the faults gone, every order must end by itself and every invariant
  * must hold; the run prints one table: checkouts by outcome, faults by kind,
- * kills, and the anomalies, each 0.
+ * kills, and the anomalies, each 0, counted by the suite's own queries, by
+ * co_test_invariants, and by the independent checker (bin/checkoutd audit,
+ * the program an operator runs on a live system) over Postgres, the
+ * provider's list API and the sink's deliveries.
  *
  * make test runs a smoke (CHAOS_SECONDS, default 40); make chaos the long
  * run (CHAOS_LONG=1): CHAOS_CHECKOUTS (10000) checkout attempts, at most
@@ -431,6 +434,36 @@ static void check_anomalies(void)
     ck_assert_int_eq(bad, 0);
 }
 
+/* The independent checker, as an operator runs it: bin/checkoutd audit over
+ * Postgres, the provider's list API and the sink's deliveries; its table goes
+ * to the log. Its exit status (0: every anomaly 0). */
+static int audit(void)
+{
+    char path[512], db[600], api[300], sink[300];
+    char *argv[] = {path, "audit", "--settled-after", "0", "--sink", sink, NULL};
+    int status = 0;
+    pid_t pid;
+
+    snprintf(path, sizeof path, "%s/checkoutd", getenv("CO_BIN_DIR"));
+    snprintf(db, sizeof db, "DATABASE_URL=%s", srv.db.url);
+    snprintf(api, sizeof api, "STRIPE_API_BASE=%s", srv.mock_url);
+    snprintf(sink, sizeof sink, "%s", srv.notify.url);
+    fflush(stderr);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(2, 1);
+        putenv(db);
+        putenv(api);
+        putenv("STRIPE_SECRET_KEY=sk_test_checkout");
+        putenv("LOG_LEVEL=error");
+        execv(path, argv);
+        _exit(127);
+    }
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 START_TEST(chaos_keeps_the_invariants)
 {
     const char *e_secs = getenv("CHAOS_SECONDS"), *e_seed = getenv("CHAOS_SEED");
@@ -511,6 +544,7 @@ START_TEST(chaos_keeps_the_invariants)
     }
     print_table(seed, elapsed_ms / 1000, q("SELECT count(*) FROM orders"));
     check_anomalies();
+    ck_assert_msg(audit() == 0, "checkoutd audit found anomalies (its table is above)");
     ck_assert_int_eq(atomic_load(&tally.other), 0);
     ck_assert_int_gt(atomic_load(&tally.confirmed), 0);
     /* Every 201 a shopper saw is a confirmed order (never refunded behind their back). */
