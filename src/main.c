@@ -3,6 +3,7 @@
  *   checkoutd                 apply migrations, then serve (SPEC section 5)
  *   checkoutd migrate         apply migrations and exit
  *   checkoutd token SUB [TTL] print a shopper JWT for user SUB (AUTH_JWT_SECRET)
+ *   checkoutd reconcile       one reconciliation pass with the provider (README)
  */
 #include "co_app.h"
 #include "co_db.h"
@@ -10,6 +11,7 @@
 #include "co_log.h"
 #include "co_migrate.h"
 #include "co_notify.h"
+#include "co_reconcile.h"
 #include "co_recovery.h"
 
 #include <curl/curl.h>
@@ -74,6 +76,7 @@ static int serve(void)
     co_http *http;
     co_recovery rec;
     co_notifier notifier;
+    co_reconciler reconciler;
     char host[64] = "localhost";
     co_http_config hc;
 
@@ -116,6 +119,7 @@ static int serve(void)
         goto fail;
     co_recovery_start(&rec, &app);
     co_notify_start(&notifier, &app);
+    co_reconcile_start(&reconciler, &app);
     printf("checkoutd listening on http://%s:%u\n", app.cfg.listen_host, co_http_port(http));
     fflush(stdout);
 
@@ -125,6 +129,7 @@ static int serve(void)
      * when its lease lapses. */
     atomic_store(&app.stopping, true);
     co_recovery_stop(&rec);
+    co_reconcile_stop(&reconciler);
     co_notify_stop(&notifier);
     co_http_stop(http);
     co_ratelimit_free(app.checkout_rate);
@@ -148,8 +153,10 @@ int main(int argc, char **argv)
         return cmd_migrate();
     if (argc > 1 && strcmp(argv[1], "token") == 0)
         return cmd_token(argc, argv);
+    if (argc == 2 && strcmp(argv[1], "reconcile") == 0)
+        return co_reconcile_cli();
     if (argc > 1) {
-        fprintf(stderr, "usage: checkoutd [migrate | token USER_UUID [TTL]]\n");
+        fprintf(stderr, "usage: checkoutd [migrate | token USER_UUID [TTL] | reconcile]\n");
         return 2;
     }
     return serve();
