@@ -151,7 +151,10 @@ static bool job_sweep(void *state)
         j->started = true;
         return false;
     }
+    params.stop = &j->w->app->stopping;
     st = co_saga_reconcile(&j->w->saga, &params, NULL, NULL, &sum);
+    if (atomic_load(&j->w->app->stopping))
+        return false; /* cut short by shutdown: the next run's pass lists again */
 
     if (st == CO_RECON_BUSY)
         return false; /* another instance is on it */

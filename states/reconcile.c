@@ -171,6 +171,11 @@ typedef struct {
     bool error;                 /* something could not be read: the pass is incomplete */
 } pass;
 
+static bool stopping(const pass *p)
+{
+    return p->params->stop != NULL && atomic_load(p->params->stop);
+}
+
 static void remember(pass *p, const char *intent)
 {
     if (p->nseen == p->capseen) {
@@ -474,10 +479,12 @@ static bool list_intents(pass *p, long long since)
                     co_payment_result_name(r));
             break;
         }
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && !stopping(p); i++) {
             p->sum->intents++;
             examine_intent(p, &rows[i]);
         }
+        if (stopping(p))
+            break;
         if (!more || n == 0) {
             complete = true;
             break;
@@ -502,9 +509,9 @@ static void waiting_orders(pass *p)
             p->error = true;
             return;
         }
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n && !stopping(p); i++)
             examine_order(p, ids[i]);
-        if (n < ORDERS_PAGE)
+        if (n < ORDERS_PAGE || stopping(p))
             return;
         snprintf(after, sizeof after, "%s", ids[n - 1]);
     }

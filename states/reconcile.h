@@ -15,6 +15,7 @@ typedef struct {
                              * moved for this long; 60 */
     int lease_seconds;      /* the pass's hold on the watermark; a crashed pass is taken over
                              * after it; 900 */
+    const atomic_bool *stop; /* the pass ends early (incomplete) once true; NULL: never */
 } co_recon_params;
 #define CO_RECON_PARAMS_DEFAULT {.overlap_seconds = 600, .min_idle_seconds = 60, \
                                  .lease_seconds = 900}
@@ -70,8 +71,8 @@ typedef struct {
 typedef enum {
     CO_RECON_DONE,              /* a whole pass (rows may still have failed) */
     CO_RECON_BUSY,              /* another pass is running (summary.holder): nothing done */
-    CO_RECON_ERROR,             /* the store or the provider's list could not be read: the
-                                 * watermark was not moved */
+    CO_RECON_ERROR,             /* the store or the provider's list could not be read, or the
+                                 * pass was stopped early: the watermark was not moved */
 } co_recon_status;
 
 /* One pass: every finding goes to sink (may be NULL) as it is settled, and is
