@@ -465,6 +465,27 @@ START_TEST(the_watermark_bounds_the_listing)
 }
 END_TEST
 
+START_TEST(every_page_of_the_list_is_read)
+{
+    char ghost[37], pi[64];
+    co_http_resp r = {0};
+
+    /* The oldest intent is on the second page of 100. */
+    co_test_uuid(ghost);
+    authorize_at_mock(ghost, 4000, pi);
+    for (int i = 0; i < 120; i++) {
+        ck_assert_int_eq(co_test_mock(&srv, "POST", "/v1/payment_intents",
+                                      "amount=500&currency=usd", NULL, &r),
+                         200);
+        co_http_resp_free(&r);
+    }
+    ck_assert_int_eq(reconcile(), 0);
+    ck_assert(printed("reconcile: 121 intents created since", NULL));
+    ck_assert(printed("authorization_without_order", pi, "cancel", NULL));
+    ck_assert_str_eq(pi_status(pi), "canceled");
+}
+END_TEST
+
 START_TEST(the_periodic_job_reconciles_within_its_interval)
 {
     const char *every_second[] = {"RECONCILE_INTERVAL_SECONDS=1", NULL};
@@ -511,6 +532,7 @@ static Suite *reconcile_suite(void)
     tcase_add_test(tc, disagreements_are_reported_and_nothing_changes);
     tcase_add_test(tc, a_pass_running_elsewhere_is_left_alone);
     tcase_add_test(tc, the_watermark_bounds_the_listing);
+    tcase_add_test(tc, every_page_of_the_list_is_read);
     tcase_add_test(tc, the_periodic_job_reconciles_within_its_interval);
     return s;
 }
