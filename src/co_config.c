@@ -126,6 +126,7 @@ bool co_config_load(co_config *cfg, char *err, unsigned n)
     env_int("MAX_UNPAID_UNITS", 20, 0, 1000000, &cfg->max_unpaid_units, &p);
     env_int("SAGA_LEASE_SECONDS", 60, 1, 3600, &cfg->lease_seconds, &p);
     env_int("RECOVERY_INTERVAL_MS", 1000, 10, 600000, &cfg->recovery_interval_ms, &p);
+    env_int("RECONCILE_INTERVAL_SECONDS", 300, 0, 86400, &cfg->reconcile_interval_seconds, &p);
     env_int("STRIPE_TIMEOUT_MS", 10000, 100, 600000, &timeout_ms, &p);
     env_int("STRIPE_MAX_RETRIES", 3, 0, 10, &cfg->stripe_max_retries, &p);
     env_int("NOTIFY_MAX_ATTEMPTS", 8, 1, 100, &cfg->notify_max_attempts, &p);

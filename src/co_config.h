@@ -28,6 +28,8 @@ typedef struct {
                                 * longer than a step's provider call with all its retries */
     int recovery_interval_ms;  /* RECOVERY_INTERVAL_MS: recovery/expiry sweep period,
                                 * default 1000 */
+    int reconcile_interval_seconds; /* RECONCILE_INTERVAL_SECONDS: period of the reconciliation
+                                     * with the provider, 0 = off; default 300 */
     long stripe_timeout_ms;    /* STRIPE_TIMEOUT_MS, default 10000 */
     int stripe_max_retries;    /* STRIPE_MAX_RETRIES, default 3 */
     int notify_max_attempts;   /* NOTIFY_MAX_ATTEMPTS before dead-letter, default 8 */

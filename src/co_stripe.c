@@ -436,6 +436,7 @@ static bool parse_pi(json_t *o, co_payment_intent *pi)
     get_str(pi->order_id, sizeof pi->order_id, meta, "order_id");
     na = json_object_get(o, "next_action");
     get_str(pi->next_action_type, sizeof pi->next_action_type, na, "type");
+    pi->created = get_ll(o, "created");
     return true;
 }
 
@@ -461,7 +462,15 @@ static bool parse_charge(json_t *o, co_pay_result *out)
     return true;
 }
 
-typedef enum { ANSWER_PI, ANSWER_REFUND, ANSWER_CHARGE } answer_kind;
+/* A list object ({"object":"list","data":[...]}); its items are read by the caller. */
+static bool is_list(json_t *o)
+{
+    return json_is_object(o) && json_is_string(json_object_get(o, "object")) &&
+           strcmp(json_string_value(json_object_get(o, "object")), "list") == 0 &&
+           json_is_array(json_object_get(o, "data"));
+}
+
+typedef enum { ANSWER_PI, ANSWER_REFUND, ANSWER_CHARGE, ANSWER_LIST } answer_kind;
 
 /* Classifies a final non-2xx answer and copies Stripe's error fields. */
 static co_pay_status classify_error(co_stripe *s, long http, co_pay_result *out)
@@ -639,6 +648,7 @@ static void read_answer(co_stripe *s, const char *method, const char *path, CURL
     root = json_loadb(s->answer.body, s->answer.len, 0, NULL);
     ok = kind == ANSWER_PI       ? parse_pi(root, &out->pi)
          : kind == ANSWER_REFUND ? parse_refund(root, out)
+         : kind == ANSWER_LIST   ? is_list(root)
                                  : parse_charge(root, out);
     json_decref(root);
     if (ok) {
@@ -870,6 +880,56 @@ co_pay_status co_stripe_refund(co_stripe *s, const char *pi_id, long long amount
     }
     request(s, "refund", true, "/v1/refunds", &f, idempotency_key, ANSWER_REFUND, out);
     form_free(&f);
+    return out->status;
+}
+
+co_pay_status co_stripe_list_intents(co_stripe *s, long long created_gte,
+                                     const char *starting_after, int limit,
+                                     co_payment_intent *rows, int max, int *n, bool *has_more,
+                                     co_pay_result *out)
+{
+    char query[96];
+    char *esc = NULL, *path;
+    json_t *root, *data, *item;
+    size_t i;
+
+    *n = 0;
+    *has_more = false;
+    if (!begin(out, NULL, false, NULL, false))
+        return out->status;
+    if (limit < 1 || limit > 100)
+        return local_reject(out, "limit must be 1 to 100");
+    if (created_gte >= 0)
+        snprintf(query, sizeof query, "?created%%5Bgte%%5D=%lld&limit=%d", created_gte, limit);
+    else
+        snprintf(query, sizeof query, "?limit=%d", limit);
+    if (starting_after != NULL && starting_after[0] != '\0')
+        esc = curl_easy_escape(s->curl, starting_after, 0);
+    path = str_join("/v1/payment_intents", query, esc != NULL ? "&starting_after=" : "",
+                    esc != NULL ? esc : "", (char *)NULL);
+    curl_free(esc);
+    if (path == NULL || (starting_after != NULL && starting_after[0] != '\0' && esc == NULL)) {
+        free(path);
+        out->status = CO_PAY_UNAVAILABLE;
+        copy_bounded(out->message, sizeof out->message, "out of memory");
+        return out->status;
+    }
+    request(s, false, path, NULL, NULL, ANSWER_LIST, out);
+    free(path);
+    if (out->status != CO_PAY_OK)
+        return out->status;
+    /* request() checked the shape; the answer is still in the handle's buffer. */
+    root = json_loadb(s->answer.body, s->answer.len, 0, NULL);
+    data = json_object_get(root, "data");
+    json_array_foreach(data, i, item) {
+        if (*n >= max)
+            break;
+        memset(&rows[*n], 0, sizeof rows[*n]);
+        if (parse_pi(item, &rows[*n]))
+            (*n)++;
+    }
+    *has_more = json_is_true(json_object_get(root, "has_more"));
+    json_decref(root);
     return out->status;
 }
 

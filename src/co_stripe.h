@@ -75,6 +75,7 @@ typedef struct {
     char payment_method[64];
     char order_id[64];         /* metadata[order_id] */
     char next_action_type[48]; /* "" unless requires_action */
+    long long created;         /* Unix seconds */
 } co_payment_intent;
 
 typedef struct {
@@ -131,6 +132,15 @@ co_pay_status co_stripe_cancel(co_stripe *s, const char *pi_id, const char *idem
  * Fills refund_id/refund_status/refund_amount, and pi.id from the refund. */
 co_pay_status co_stripe_refund(co_stripe *s, const char *pi_id, long long amount,
                                const char *idempotency_key, co_pay_result *out);
+
+/* GET /v1/payment_intents?created[gte]=&limit=&starting_after=: one page of
+ * Stripe's list, newest first. created_gte < 0: no filter; starting_after NULL:
+ * from the newest; limit 1..100. Up to max intents into rows, *n of them,
+ * *has_more when older ones remain (the next page starts after the last). */
+co_pay_status co_stripe_list_intents(co_stripe *s, long long created_gte,
+                                     const char *starting_after, int limit,
+                                     co_payment_intent *rows, int max, int *n, bool *has_more,
+                                     co_pay_result *out);
 
 /* DECLINED -> payment_declined, UNAVAILABLE -> payment_provider_unavailable,
  * OK -> CO_OK, the others -> payment_provider_error. */

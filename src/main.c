@@ -4,6 +4,7 @@
  *   checkoutd migrate         apply migrations and exit
  *   checkoutd token SUB [TTL] print a shopper JWT for user SUB (AUTH_JWT_SECRET)
  *   checkoutd audit [...]     check SPEC section 8 on a live system (src/audit.c)
+ *   checkoutd reconcile       one reconciliation pass with the provider (README)
  *   checkoutd --help          the usage, on stdout; --version the release
  * Anything else is a usage error: the usage on stderr, exit status 2.
  */
@@ -14,6 +15,7 @@
 #include "co_log.h"
 #include "co_migrate.h"
 #include "co_notify.h"
+#include "co_reconcile.h"
 #include "co_recovery.h"
 #include "co_stripe.h"
 #include "co_version.h"
@@ -93,6 +95,7 @@ static int serve(void)
     co_http *http;
     co_recovery rec;
     co_notifier notifier;
+    co_reconciler reconciler;
     char host[64] = "localhost";
     co_http_config hc;
 
@@ -143,6 +146,7 @@ static int serve(void)
         goto fail;
     co_recovery_start(&rec, &app);
     co_notify_start(&notifier, &app);
+    co_reconcile_start(&reconciler, &app);
     printf("checkoutd listening on http://%s:%u\n", app.cfg.listen_host, co_http_port(http));
     fflush(stdout);
 
@@ -152,6 +156,7 @@ static int serve(void)
      * when its lease lapses. */
     atomic_store(&app.stopping, true);
     co_recovery_stop(&rec);
+    co_reconcile_stop(&reconciler);
     co_notify_stop(&notifier);
     co_http_stop(http);
     co_ratelimit_free(app.checkout_rate);
@@ -178,6 +183,7 @@ static void usage(FILE *to)
             "                                     print a shopper JWT (AUTH_JWT_SECRET)\n"
             "       checkoutd audit [--since RFC3339] [--sink URL] [--settled-after S] [--json]\n"
             "                                     check money, stock and notifications agree\n"
+            "       checkoutd reconcile           one reconciliation pass with the provider\n"
             "       checkoutd --help | --version\n"
             "\n"
             "Settings come from the environment (README, Configuration). Required:\n"
@@ -205,6 +211,8 @@ int main(int argc, char **argv)
         return cmd_token(argc, argv);
     if (argc > 1 && strcmp(argv[1], "audit") == 0)
         return co_audit_main(argc - 1, argv + 1);
+    if (argc == 2 && strcmp(argv[1], "reconcile") == 0)
+        return co_reconcile_cli();
     if (argc > 1) {
         fprintf(stderr, "checkoutd: unknown argument '%s'\n", argv[1]);
         usage(stderr);

@@ -99,5 +99,11 @@ co_store_port co_store_port_pg(co_db *db)
         .event_order = co_store_event_order,
         .claim_stalled = co_store_claim_stalled,
         .claim_order = co_store_claim_order,
+        .recon_begin = co_store_recon_begin,
+        .recon_end = co_store_recon_end,
+        .recon_order = co_store_recon_order,
+        .recon_waiting = co_store_recon_waiting,
+        .recon_claim = co_store_recon_claim,
+        .recon_record = co_store_recon_record,
     };
 }

@@ -22,6 +22,17 @@ co_store_rc co_store_claim_order(void *db, const char *order_id, const char *own
 co_store_rc co_store_record_event(void *db, const co_event_record *e, bool *fresh);
 co_store_rc co_store_event_order(void *db, const char *event_id, const char *order_hint,
                                  const char *intent, bool *seen, co_order *o);
+/* store_reconcile.c */
+co_store_rc co_store_recon_begin(void *db, const char *owner, int lease_seconds,
+                                 co_recon_begun *out);
+co_store_rc co_store_recon_end(void *db, const char *owner, long long watermark);
+co_store_rc co_store_recon_order(void *db, const char *order_hint, const char *intent,
+                                 co_recon_order *out);
+co_store_rc co_store_recon_waiting(void *db, int min_idle_seconds, const char *after, int max,
+                                   char (*ids)[37], int *n);
+co_store_rc co_store_recon_claim(void *db, const char *order_id, co_state status,
+                                 const char *owner, int lease_seconds);
+co_store_rc co_store_recon_record(void *db, const co_recon_record *rec);
 /* The order of row 0 of r, read by the column names of load_order. */
 void co_store_read_order(const co_dbr *r, co_order *o);
 

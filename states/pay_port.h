@@ -48,6 +48,10 @@ typedef struct {
     char decline_code[64];    /* e.g. insufficient_funds */
     char message[256];        /* the provider's message, or why there was none */
     long long amount_refunded; /* refunded(): what the provider has given back so far */
+    long long amount;         /* the intent's amount (minor units), 0 when the answer had none */
+    char currency[8];
+    char order_id[64];        /* its metadata[order_id], "" when none */
+    long long created;        /* Unix seconds */
 } co_payment;
 
 /* A PaymentIntent to create for an order (manual capture always). */
@@ -74,6 +78,12 @@ typedef struct {
     /* How much of the intent's captured money the provider has refunded
      * (amount_refunded), whoever refunded it; status is the intent's. */
     co_payment_result (*refunded)(void *impl, const char *intent, co_payment *out);
+    /* A page of the intents created at or after created_gte, newest first,
+     * older than starting_after (NULL: from the newest): up to max into rows
+     * (each as retrieve fills it), *n of them, *more when older ones remain.
+     * The result is the call's; rows are only meaningful when it is OK. */
+    co_payment_result (*list)(void *impl, long long created_gte, const char *starting_after,
+                              co_payment *rows, int max, int *n, bool *more);
 } co_pay_port;
 
 /* "ok", "declined", ... and "requires_capture", ... for logs. Static strings. */

@@ -108,6 +108,30 @@ typedef struct {
     const char *event_id, *type, *payment_intent, *order_id, *outcome;
 } co_event_record;
 
+/* Reconciliation with the provider (states/reconcile.c, sql/0015). */
+typedef struct {
+    bool acquired;          /* false: another pass holds the lease (holder) */
+    char run_id[37];
+    long long watermark;    /* list the intents created since then (Unix seconds) */
+    long long started;      /* the database's clock at the start: the next watermark */
+    char holder[96];
+} co_recon_begun;
+
+/* An order as reconciliation sees it. */
+typedef struct {
+    co_order order;
+    bool is_intents;        /* the intent asked about is the order's own */
+    long long idle_seconds; /* since its last move */
+    bool leased;            /* someone holds a live lease on it */
+} co_recon_order;
+
+/* One finding of a pass, as recorded (reconcile_log, and the order's history). */
+typedef struct {
+    const char *run_id, *intent, *order_id; /* order_id NULL: no order */
+    const char *finding, *action, *result;
+    bool failed;
+} co_recon_record;
+
 typedef struct {
     void *impl;
     co_store_rc (*load_order)(void *impl, const char *order_id, co_order *o);
@@ -136,6 +160,25 @@ typedef struct {
      * age but another owner's that has not lapsed (*claim says which). */
     co_store_rc (*claim_order)(void *impl, const char *order_id, const char *owner,
                                int lease_seconds, co_claim *claim);
+
+    /* Starts a pass for owner (a lease of lease_seconds on the watermark). */
+    co_store_rc (*recon_begin)(void *impl, const char *owner, int lease_seconds,
+                               co_recon_begun *out);
+    /* Ends owner's pass, the watermark moved to watermark (< 0: left). */
+    co_store_rc (*recon_end)(void *impl, const char *owner, long long watermark);
+    /* The order whose intent is intent, else the one order_hint (a uuid or
+     * NULL) names; CO_STORE_NONE when neither exists. */
+    co_store_rc (*recon_order)(void *impl, const char *order_hint, const char *intent,
+                               co_recon_order *out);
+    /* Up to max ids of orders waiting on the provider with an intent, idle for
+     * min_idle_seconds, after the id after (NULL: from the first), by id. */
+    co_store_rc (*recon_waiting)(void *impl, int min_idle_seconds, const char *after, int max,
+                                 char (*ids)[37], int *n);
+    /* Takes the order, still in status, for owner to drive: CO_STORE_NONE when
+     * it moved or another holds a live lease on it. */
+    co_store_rc (*recon_claim)(void *impl, const char *order_id, co_state status,
+                               const char *owner, int lease_seconds);
+    co_store_rc (*recon_record)(void *impl, const co_recon_record *r);
 } co_store_port;
 
 #endif

@@ -2,6 +2,7 @@
  * update. What moves one on (confirm, capture, cancel) is in pi_transitions.c. */
 #include "stripe.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,7 +183,62 @@ void ms_h_pi_retrieve(ms_req *rq, const char *id, ms_resp *r)
     pthread_mutex_unlock(&pi->mu);
 }
 
-/* GET /v1/payment_intents */
+/* The created filter of a list: created=N, or any of created[gt|gte|lt|lte]=N
+ * (Unix seconds), as Stripe takes it; bounds inclusive. */
+typedef struct {
+    long long lo, hi;
+} created_range;
+
+static bool parse_created(const ms_form *f, created_range *cr, ms_resp *r)
+{
+    static const char *const ops[] = {"gt", "gte", "lt", "lte"};
+
+    cr->lo = LLONG_MIN;
+    cr->hi = LLONG_MAX;
+    for (size_t i = 0; i < f->n; i++) {
+        const char *k = f->kv[i].k, *op;
+        long long v;
+        size_t which;
+
+        if (strncmp(k, "created", 7) != 0 || (k[7] != '\0' && k[7] != '['))
+            continue;
+        op = k[7] == '[' ? k + 8 : NULL;
+        for (which = 0; op != NULL && which < 4; which++) {
+            size_t n = strlen(ops[which]);
+
+            if (strncmp(op, ops[which], n) == 0 && strcmp(op + n, "]") == 0)
+                break;
+        }
+        if (op != NULL && which == 4) {
+            ms_fail_param(r, "parameter_unknown", k, "Received unknown parameter: %.200s", k);
+            return false;
+        }
+        if (!ms_parse_ll(f->kv[i].v, &v)) {
+            ms_fail_param(r, "parameter_invalid_integer", k, "Invalid integer: %.100s",
+                          f->kv[i].v);
+            return false;
+        }
+        if (op == NULL) {
+            cr->lo = cr->lo > v ? cr->lo : v;
+            cr->hi = cr->hi < v ? cr->hi : v;
+        } else if (which == 0 || which == 1) {
+            v = which == 0 && v < LLONG_MAX ? v + 1 : v;
+            cr->lo = cr->lo > v ? cr->lo : v;
+        } else {
+            v = which == 2 && v > LLONG_MIN ? v - 1 : v;
+            cr->hi = cr->hi < v ? cr->hi : v;
+        }
+    }
+    return true;
+}
+
+static bool in_range(const ms_pi *pi, const created_range *cr)
+{
+    return (long long)pi->created >= cr->lo && (long long)pi->created <= cr->hi;
+}
+
+/* GET /v1/payment_intents: newest first, limit per page, starting_after (older
+ * than it) or ending_before (newer), filtered by created. */
 void ms_h_pi_list(ms_req *rq, const char *id, ms_resp *r)
 {
     static const ms_param params[] = {
@@ -192,12 +248,14 @@ void ms_h_pi_list(ms_req *rq, const char *id, ms_resp *r)
     long long limit;
     const char *sa, *eb;
     ms_pi *anchor = NULL, **page;
-    size_t lo, hi, n = 0;
-    bool more;
+    size_t n = 0;
+    bool more = false;
+    created_range cr;
     json_t *data;
 
     (void)id;
-    if (!ms_check_params(&rq->form, params, r) || !ms_list_args(&rq->form, &limit, &sa, &eb, r))
+    if (!ms_check_params(&rq->form, params, r) ||
+        !ms_list_args(&rq->form, &limit, &sa, &eb, r) || !parse_created(&rq->form, &cr, r))
         return;
     if (sa != NULL || eb != NULL) {
         anchor = ms_pi_find(sa != NULL ? sa : eb);
@@ -208,11 +266,36 @@ void ms_h_pi_list(ms_req *rq, const char *id, ms_resp *r)
         }
     }
     page = ms_xcalloc((size_t)limit, sizeof *page);
+    /* created is immutable once published: read under the list's mutex alone. */
     pthread_mutex_lock(&g_pis.mu);
-    ms_page_bounds(g_pis.n, anchor != NULL ? (long)anchor->idx : -1, eb != NULL, (size_t)limit,
-                   &lo, &hi, &more);
-    for (size_t i = hi; i > lo; i--)
-        page[n++] = g_pis.v[i - 1];
+    if (eb != NULL) {
+        /* The limit matching ones just newer than the anchor, emitted newest first. */
+        for (size_t i = anchor->idx + 1; i < g_pis.n; i++) {
+            if (!in_range(g_pis.v[i], &cr))
+                continue;
+            if (n == (size_t)limit) {
+                more = true;
+                break;
+            }
+            page[n++] = g_pis.v[i];
+        }
+        for (size_t i = 0; i < n / 2; i++) {
+            ms_pi *t = page[i];
+
+            page[i] = page[n - 1 - i];
+            page[n - 1 - i] = t;
+        }
+    } else {
+        for (size_t i = anchor != NULL ? anchor->idx : g_pis.n; i > 0; i--) {
+            if (!in_range(g_pis.v[i - 1], &cr))
+                continue;
+            if (n == (size_t)limit) {
+                more = true;
+                break;
+            }
+            page[n++] = g_pis.v[i - 1];
+        }
+    }
     pthread_mutex_unlock(&g_pis.mu);
     data = json_array();
     for (size_t i = 0; i < n; i++) {

@@ -264,6 +264,41 @@ test('retrieve and list with limit / starting_after', async () => {
   await assert.rejects(stripe.paymentIntents.list({ limit: 101 }), { code: 'parameter_invalid_integer' });
 });
 
+test('list filtered by created (gte, gt, lte, lt, exact), paged', async () => {
+  const made = [];
+  for (let i = 0; i < 3; i++) made.push(await authorize({ amount: 200 + i }));
+  const first = made[0].created;
+  const last = made[2].created;
+  const ids = (list) => list.map((p) => p.id);
+
+  const since = await stripe.paymentIntents.list({ created: { gte: first }, limit: 2 })
+    .autoPagingToArray({ limit: 10000 });
+  for (const p of made) assert.ok(ids(since).includes(p.id), 'created[gte] keeps what is newer');
+  assert.ok(since.every((p) => p.created >= first), 'created[gte] drops what is older');
+
+  const page = await stripe.paymentIntents.list({ created: { gte: first }, limit: 1 });
+  assert.equal(page.data.length, 1);
+  assert.equal(page.has_more, true, 'has_more counts only matching intents');
+
+  const none = await stripe.paymentIntents.list({ created: { gt: last } });
+  assert.ok(none.data.every((p) => p.created > last));
+  for (const p of made) assert.ok(!ids(none.data).includes(p.id), 'created[gt] is strict');
+  const upto = await stripe.paymentIntents.list({ created: { lte: last, gte: first }, limit: 100 });
+  for (const p of made) assert.ok(ids(upto.data).includes(p.id), 'created[lte] is inclusive');
+  const before = await stripe.paymentIntents.list({ created: { lt: first }, limit: 100 });
+  assert.ok(before.data.every((p) => p.created < first), 'created[lt] is strict');
+  const exact = await stripe.paymentIntents.list({ created: last, limit: 100 });
+  assert.ok(exact.data.length > 0 && exact.data.every((p) => p.created === last), 'created=N');
+  const future = await stripe.paymentIntents.list({ created: { gte: last + 3600 } });
+  assert.deepEqual(future.data, []);
+  assert.equal(future.has_more, false);
+
+  await assert.rejects(stripe.paymentIntents.list({ created: { gte: 'soon' } }),
+    { code: 'parameter_invalid_integer' });
+  await assert.rejects(stripe.paymentIntents.list({ created: { after: 1 } }),
+    { code: 'parameter_unknown' });
+});
+
 test('refunds: partial, the rest, then charge_already_refunded', async () => {
   const pi = await stripe.paymentIntents.create({
     amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true,
