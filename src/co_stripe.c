@@ -914,7 +914,7 @@ co_pay_status co_stripe_list_intents(co_stripe *s, long long created_gte,
         copy_bounded(out->message, sizeof out->message, "out of memory");
         return out->status;
     }
-    request(s, false, path, NULL, NULL, ANSWER_LIST, out);
+    request(s, "list_intents", false, path, NULL, NULL, ANSWER_LIST, out);
     free(path);
     if (out->status != CO_PAY_OK)
         return out->status;

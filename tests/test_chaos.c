@@ -229,8 +229,8 @@ typedef enum {
 static const char *const fault_names[F_KINDS] = {
     "provider 500", "provider 429 + Retry-After", "provider hang", "provider dropped answer",
     "provider latency", "provider SIGKILL + restart (its journal kept)", "webhook duplicated",
-    "webhook delayed", "webhook reordered", "webhook dropped", "instance SIGKILL + restart", "Postgres backends terminated",
-    "Postgres restart", "restock (signed webhook)",
+    "webhook delayed", "webhook reordered", "webhook dropped", "instance SIGKILL + restart",
+    "Postgres backends terminated", "Postgres restart", "restock (signed webhook)",
 };
 
 /* Relative weights of the kinds in the schedule. */

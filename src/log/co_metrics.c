@@ -30,7 +30,7 @@ static const char *const steps[] = {"reserved", "awaiting_payment", "authorized"
 static const char *const step_results[] = {"moved", "wait", "retry", "lost", "short", "other"};
 static const char *const endpoints[] = {"create_intent", "retrieve_intent", "retrieve_charge",
                                         "confirm_intent", "capture", "cancel", "refund",
-                                        "other"};
+                                        "list_intents", "other"};
 static const char *const pay_outcomes[] = {"ok", "declined", "unexpected_state", "not_found",
                                            "already_refunded", "rejected", "unavailable",
                                            "other"};
