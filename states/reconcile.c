@@ -395,24 +395,50 @@ static bool refunded_of(pass *p, const co_payment *pi, long long *refunded)
     return true;
 }
 
-/* One intent from the provider's list. */
-static void examine_intent(pass *p, const co_payment *pi)
+/* The intent's order and the decision on the two. */
+static co_recon_decision judge(pass *p, const co_payment *pi, co_recon_order *ro, bool *found,
+                               long long *refunded)
 {
     const co_store_port *st = &p->saga->store;
-    co_recon_order ro;
     co_recon_case c = {.intent = pi, .min_idle_seconds = p->params->min_idle_seconds};
-    co_store_rc rc;
+    co_store_rc rc = st->recon_order(st->impl, is_uuid(pi->order_id) ? pi->order_id : NULL,
+                                     pi->intent, ro);
 
-    remember(p, pi->intent);
-    rc = st->recon_order(st->impl, is_uuid(pi->order_id) ? pi->order_id : NULL, pi->intent, &ro);
-    if (rc < 0) {
+    *found = rc == CO_STORE_OK;
+    if (rc < 0 || !refunded_of(p, pi, &c.refunded)) {
+        p->error = p->error || rc < 0;
+        return decision(CO_RECON_NOTHING, NULL);
+    }
+    c.order = *found ? ro : NULL;
+    *refunded = c.refunded;
+    return co_recon_decide(&c);
+}
+
+/* One intent from the provider's list. The list was read before the order:
+ * an order that moved since (a capture that finished and was confirmed) would
+ * look like drift. So a finding is judged again on the intent retrieved now,
+ * after the order was read, and only the second judgement counts. */
+static void examine_intent(pass *p, const co_payment *listed)
+{
+    const co_pay_port *pay = &p->saga->pay;
+    co_recon_order ro;
+    co_payment now;
+    long long refunded = 0;
+    bool found = false;
+    co_recon_decision d;
+
+    remember(p, listed->intent);
+    d = judge(p, listed, &ro, &found, &refunded);
+    if (d.action == CO_RECON_NOTHING)
+        return;
+    if (pay->retrieve(pay->impl, listed->intent, &now) != CO_PAYMENT_OK) {
+        CO_WARN("reconcile", "intent %s: unreadable now (%s)", listed->intent, now.message);
         p->error = true;
         return;
     }
-    if (!refunded_of(p, pi, &c.refunded))
-        return;
-    c.order = rc == CO_STORE_OK ? &ro : NULL;
-    settle(p, pi, c.refunded, rc == CO_STORE_OK ? &ro : NULL, co_recon_decide(&c));
+    d = judge(p, &now, &ro, &found, &refunded);
+    if (d.action != CO_RECON_NOTHING)
+        settle(p, &now, refunded, found ? &ro : NULL, d);
 }
 
 /* One order waiting on the provider: its own intent, retrieved. */

@@ -390,6 +390,15 @@ static void print_table(unsigned seed, int seconds, long long orders)
             fprintf(stderr, "| %s | %s |\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
         PQclear(res);
     }
+    fprintf(stderr, "\n| reconciliation (the job's findings) | n |\n|---|---|\n");
+    {
+        PGresult *res = PQexec(srv.conn, "SELECT finding || ': ' || action, count(*)"
+                                         " FROM reconcile_log GROUP BY 1 ORDER BY 2 DESC");
+
+        for (int i = 0; i < PQntuples(res); i++)
+            fprintf(stderr, "| %s | %s |\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+        PQclear(res);
+    }
     fprintf(stderr, "\n| faults | n |\n|---|---|\n");
     for (int k = 0; k < F_KINDS; k++)
         fprintf(stderr, "| %s | %d |\n", fault_names[k], fault_count[k]);
@@ -407,10 +416,11 @@ static void check_anomalies(void)
         {"non-terminal orders",
          "SELECT count(*) FROM orders WHERE status NOT IN"
          " ('confirmed', 'failed', 'expired', 'cancelled', 'refunded')"},
-        {"orders ended twice",
+        /* Not 'expired': a late authorization revives an expired order, which
+         * may then expire again (states/transition.c). */
+        {"orders confirmed, failed or cancelled twice",
          "SELECT count(*) FROM (SELECT order_id FROM order_history WHERE to_status IN"
-         " ('confirmed', 'failed', 'expired', 'cancelled') GROUP BY order_id"
-         " HAVING count(*) > 1) d"},
+         " ('confirmed', 'failed', 'cancelled') GROUP BY order_id HAVING count(*) > 1) d"},
         {"stock moves made twice",
          "SELECT count(*) FROM (SELECT order_id, item_id, kind FROM stock_ledger"
          " WHERE order_id IS NOT NULL GROUP BY 1, 2, 3 HAVING count(*) > 1) d"},
@@ -479,7 +489,7 @@ START_TEST(chaos_keeps_the_invariants)
     static const char *const env[] = {
         "RESERVATION_TTL_SECONDS=3", "SAGA_LEASE_SECONDS=1", "STRIPE_TIMEOUT_MS=1500",
         "STRIPE_MAX_RETRIES=2", "CHECKOUT_RATE_PER_SECOND=0", "MAX_UNPAID_UNITS=0",
-        "NOTIFY_INTERVAL_MS=50", "NOTIFY_BACKOFF_MS=100", NULL};
+        "NOTIFY_INTERVAL_MS=50", "NOTIFY_BACKOFF_MS=100", "RECONCILE_INTERVAL_SECONDS=2", NULL};
     const char *urls[INSTANCES];
     char direct[INSTANCES][64];
     pthread_t t[SHOPPERS];
@@ -542,6 +552,11 @@ START_TEST(chaos_keeps_the_invariants)
             break;
         sleep_ms(250);
     }
+    /* Two more passes of the reconciliation job (every 2 s here, 300 s by
+     * default): what the faults left the provider holding that no order
+     * owns (a late authorization whose webhook was dropped, say) is repaired
+     * by its rules, as in production, before the checker looks. */
+    sleep_ms(5000);
     print_table(seed, elapsed_ms / 1000, q("SELECT count(*) FROM orders"));
     check_anomalies();
     ck_assert_msg(audit() == 0, "checkoutd audit found anomalies (its table is above)");
