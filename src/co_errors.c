@@ -1,5 +1,7 @@
 #include "co_errors.h"
 
+#include "co_log.h"
+
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,40 +20,6 @@ const co_err_info *co_err_get(co_err err)
     return co_err_get(CO_ERR_internal_error);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t len;
-    unsigned cp;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        len = 2;
-        cp = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        len = 3;
-        cp = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    /* overlong forms, surrogates, past U+10FFFF */
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 char *co_utf8_clean(const char *s, size_t max)
 {
     size_t n = strlen(s), in = 0, out = 0;
@@ -60,7 +28,7 @@ char *co_utf8_clean(const char *s, size_t max)
     if (t == NULL)
         return NULL;
     while (in < n) {
-        size_t len = utf8_seq((const unsigned char *)s + in, n - in);
+        size_t len = co_utf8_seq((const unsigned char *)s + in, n - in);
         size_t take = len ? len : 1;
 
         if (out + take > max)

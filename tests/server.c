@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include "co_jwt.h"
+#include "race.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -443,6 +444,18 @@ void co_test_cart(char *out, size_t n, const char *item, int qty, const char *pm
         snprintf(out, n, "{\"items\":[{\"item_id\":\"%s\",\"quantity\":%d}]}", item, qty);
 }
 
+void co_test_server_start_hooked(co_test_server *s)
+{
+    char listen[64], hook[128];
+    const char *env[] = {listen, NULL};
+    const char *margs[] = {"--webhook-url", hook, NULL};
+    unsigned port = co_test_free_port();
+
+    snprintf(listen, sizeof listen, "LISTEN_ADDR=127.0.0.1:%u", port);
+    snprintf(hook, sizeof hook, "http://127.0.0.1:%u/webhooks/stripe", port);
+    co_test_server_start(s, env, margs);
+}
+
 bool co_test_server_start_another(co_test_server *s, co_proc *p)
 {
     char path[512];
@@ -577,4 +590,22 @@ unsigned co_test_free_port(void)
     port = ntohs(a.sin_port);
     close(fd);
     return port;
+}
+
+void *co_test_race_checkout(void *p)
+{
+    co_test_racer *r = p;
+    char user[37], key[37];
+    co_http_resp resp = {0};
+    json_t *j;
+
+    co_test_uuid(user);
+    co_test_uuid(key);
+    co_test_race_wait();
+    r->status = co_test_checkout(r->s, user, key, r->body, &resp);
+    j = co_http_json(&resp);
+    snprintf(r->code, sizeof r->code, "%s", co_test_jstr(j, "error", "code"));
+    json_decref(j);
+    co_http_resp_free(&resp);
+    return NULL;
 }

@@ -39,6 +39,10 @@ typedef struct {
  * Aborts the test on failure. No secret is put on a command line. */
 void co_test_server_start(co_test_server *s, const char *const extra_env[],
                           const char *const mock_args[]);
+/* co_test_server_start with the mock's own webhooks on: checkoutd on a port
+ * chosen first, the mock's --webhook-url pointing at it (no other arguments,
+ * no extra environment). */
+void co_test_server_start_hooked(co_test_server *s);
 /* The same, plus a mock-notify (s->notify, checking signatures with
  * CO_TEST_NOTIFY_SECRET) that checkoutd's NOTIFY_URL points at; extra_env may
  * still override NOTIFY_* (e.g. NOTIFY_MAX_ATTEMPTS, NOTIFY_BACKOFF_MS). */
@@ -153,5 +157,16 @@ int co_test_run_http(Suite *s);
 /* A loopback port that was free a moment ago: bound, never listened on,
  * closed (so a small race, fine for tests; a connection to it is refused). */
 unsigned co_test_free_port(void);
+
+/* One shopper of a race (race.h): a fresh user and key, then, right after
+ * the starting line, the checkout of body on s; its status and error code. */
+typedef struct {
+    co_test_server *s;
+    const char *body;
+    long status;
+    char code[48];
+} co_test_racer;
+/* co_test_race's function for an array of co_test_racer. */
+void *co_test_race_checkout(void *racer);
 
 #endif

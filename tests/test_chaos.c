@@ -35,7 +35,7 @@
 #define INSTANCES 3
 #define SHOPPERS 16
 #define ITEMS 4
-#define STOCK 60
+#define STOCK 250
 
 static co_test_server srv;
 static co_proc others[INSTANCES - 1];  /* srv.server is instance 0 */
@@ -260,7 +260,7 @@ static void restock(int round, unsigned *seed)
     co_http_resp r = {0};
 
     snprintf(body, sizeof body, "{\"event_id\":\"chaos-%d\",\"item_id\":\"%s\",\"quantity\":%d}",
-             round, items[rand_r(seed) % ITEMS], 40 + (int)(rand_r(seed) % 40));
+             round, items[rand_r(seed) % ITEMS], 60 + (int)(rand_r(seed) % 60));
     co_sig_header(CO_TEST_RESTOCK_SECRET, time(NULL), body, strlen(body), sig);
     snprintf(hdr, sizeof hdr, "Restock-Signature: %s", sig);
     snprintf(url, sizeof url, "%s/webhooks/restock", srv.url);

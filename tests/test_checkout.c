@@ -33,41 +33,17 @@ static long buy(const char *item, int qty, co_http_resp *r)
 
 #define RACERS 200
 
-typedef struct {
-    const char *body;
-    long status;
-    char code[32];
-} racer;
-
-static void *race_one(void *p)
-{
-    racer *r = p;
-    char user[37], key[37];
-    co_http_resp resp = {0};
-    json_t *j;
-
-    co_test_uuid(user);
-    co_test_uuid(key);
-    co_test_race_wait();
-    r->status = co_test_checkout(&srv, user, key, r->body, &resp);
-    j = co_http_json(&resp);
-    snprintf(r->code, sizeof r->code, "%s", co_test_jstr(j, "error", "code"));
-    json_decref(j);
-    co_http_resp_free(&resp);
-    return NULL;
-}
-
 START_TEST(two_hundred_shoppers_one_unit)
 {
     char item[37], body[256];
-    static racer rs[RACERS];
+    static co_test_racer rs[RACERS];
     int created = 0, out = 0;
 
     co_test_item(srv.conn, "last-phone", 120000, 1, item);
     co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
     for (int i = 0; i < RACERS; i++)
-        rs[i] = (racer){.body = body};
-    co_test_race(RACERS, race_one, rs, sizeof rs[0]);
+        rs[i] = (co_test_racer){.s = &srv, .body = body};
+    co_test_race(RACERS, co_test_race_checkout, rs, sizeof rs[0]);
     for (int i = 0; i < RACERS; i++) {
         created += rs[i].status == 201;
         out += rs[i].status == 409 && strcmp(rs[i].code, "out_of_stock") == 0;
@@ -121,7 +97,7 @@ START_TEST(sagas_waiting_on_the_provider_hold_no_connection)
 {
     static const char *const env[] = {"WORKERS=64", "DB_POOL_SIZE=3", NULL};
     char item[37], body[256];
-    static racer rs[FAR_SHOPPERS];
+    static co_test_racer rs[FAR_SHOPPERS];
     sampler x = {.s = &srv};
     pthread_t t;
     int created = 0;
@@ -132,9 +108,9 @@ START_TEST(sagas_waiting_on_the_provider_hold_no_connection)
     /* Every authorization takes 400 ms at the provider: an ocean away. */
     co_test_fault(&srv, "POST /v1/payment_intents", "delay", FAR_SHOPPERS, 400);
     for (int i = 0; i < FAR_SHOPPERS; i++)
-        rs[i] = (racer){.body = body};
+        rs[i] = (co_test_racer){.s = &srv, .body = body};
     pthread_create(&t, NULL, sample, &x);
-    co_test_race(FAR_SHOPPERS, race_one, rs, sizeof rs[0]);
+    co_test_race(FAR_SHOPPERS, co_test_race_checkout, rs, sizeof rs[0]);
     x.stop = 1;
     pthread_join(t, NULL);
     for (int i = 0; i < FAR_SHOPPERS; i++)

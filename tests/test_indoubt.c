@@ -34,14 +34,7 @@ static void through_proxy(void)
 
 static void start(void)
 {
-    char listen[64], hook[128];
-    const char *env[] = {listen, NULL};
-    const char *margs[] = {"--webhook-url", hook, NULL};
-    unsigned port = co_test_free_port();
-
-    snprintf(listen, sizeof listen, "LISTEN_ADDR=127.0.0.1:%u", port);
-    snprintf(hook, sizeof hook, "http://127.0.0.1:%u/webhooks/stripe", port);
-    co_test_server_start(&srv, env, margs);
+    co_test_server_start_hooked(&srv);
     through_proxy();
 }
 

@@ -71,44 +71,20 @@ static void stop(void)
 #define RACERS 60
 #define UNITS 5
 
-typedef struct {
-    const char *body;
-    long status;
-    char code[48];
-} racer;
-
-static void *race_one(void *p)
-{
-    racer *r = p;
-    char user[37], key[37];
-    co_http_resp resp = {0};
-    json_t *j;
-
-    co_test_uuid(user);
-    co_test_uuid(key);
-    co_test_race_wait();
-    r->status = co_test_checkout(&srv, user, key, r->body, &resp);
-    j = co_http_json(&resp);
-    snprintf(r->code, sizeof r->code, "%s", co_test_jstr(j, "error", "code"));
-    json_decref(j);
-    co_http_resp_free(&resp);
-    return NULL;
-}
-
 /* Sixty shoppers over three instances for five units: five confirmed, the
  * rest out of stock, each instance having served some. */
 START_TEST(the_last_units_race_across_instances)
 {
     char item[37], body[256];
-    static racer rs[RACERS];
+    static co_test_racer rs[RACERS];
     int created = 0, out = 0;
 
     start();
     co_test_item(srv.conn, "last-units", 120000, UNITS, item);
     co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
     for (int i = 0; i < RACERS; i++)
-        rs[i] = (racer){.body = body};
-    co_test_race(RACERS, race_one, rs, sizeof rs[0]);
+        rs[i] = (co_test_racer){.s = &srv, .body = body};
+    co_test_race(RACERS, co_test_race_checkout, rs, sizeof rs[0]);
     for (int i = 0; i < RACERS; i++) {
         created += rs[i].status == 201;
         out += rs[i].status == 409 && strcmp(rs[i].code, "out_of_stock") == 0;

@@ -332,8 +332,7 @@ static char *scrub(const char *s)
 
 /* ------------------------------------------------------------ escaping */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t co_utf8_seq(const unsigned char *s, size_t n)
 {
     size_t len;
     unsigned cp;
@@ -408,7 +407,7 @@ static void put_json(lbuf *b, const char *s, size_t max, bool fold)
             lb_printf(b, "\\u%04x", c);
             i++;
         } else {
-            len = utf8_len((const unsigned char *)s + i, n - i);
+            len = co_utf8_seq((const unsigned char *)s + i, n - i);
             if (len == 0) {
                 lb_puts(b, "\xef\xbf\xbd"); /* U+FFFD */
                 i++;

@@ -100,4 +100,9 @@ void co_log(co_log_level level, const char *component, const char *fmt, ...)
 #define CO_LOGF(lvl, comp, fields, ...)                                                         \
     CO_LOG_(lvl, comp, fields, sizeof(fields) / sizeof((fields)[0]), __VA_ARGS__)
 
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), 0 when it is
+ * not one (overlong forms, UTF-16 surrogates, past U+10FFFF): what the log's
+ * escaping and the error bodies (co_utf8_clean) both replace. */
+size_t co_utf8_seq(const unsigned char *s, size_t n);
+
 #endif
