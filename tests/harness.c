@@ -74,6 +74,17 @@ PGconn *co_test_connect(const co_test_db *db)
     return c;
 }
 
+PGconn *co_test_connect_direct(const co_test_db *db)
+{
+    char url[512];
+    PGconn *c;
+
+    with_dbname(need_env("CO_TEST_ADMIN_URL"), db->name, url, sizeof url);
+    c = PQconnectdb(url);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+    return c;
+}
+
 void co_test_exec(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);

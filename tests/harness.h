@@ -22,6 +22,10 @@ void co_test_db_drop(const co_test_db *db);
 /* A new connection to db; aborts the test on failure. Caller PQfinish'es. */
 PGconn *co_test_connect(const co_test_db *db);
 
+/* The same, straight to the server even when the suite runs through
+ * pgbouncer: a backend of its own (for statistics of one backend's
+ * transactions, say). */
+PGconn *co_test_connect_direct(const co_test_db *db);
 /* Runs sql (no parameters) and aborts the test unless it succeeds. */
 void co_test_exec(PGconn *c, const char *sql);
 /* First column of the first row as a long long; aborts on error or no row. */
