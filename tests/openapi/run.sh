@@ -18,13 +18,12 @@ root=$(cd "$here/../.." && pwd -P)
 bin_dir=${CO_BIN_DIR:-$root/build/san/bin}
 spec=${OPENAPI_SPEC:-$root/docs/openapi.yaml}
 
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}
+suite=openapi
+# shellcheck source=tests/node_suite.sh
+. "$root/tests/node_suite.sh"
 # The linter runs offline: no usage report, no update check.
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
 
-die() { echo "openapi: $*" >&2; exit 1; }
 for b in checkoutd mock-stripe mock-notify; do
   [ -x "$bin_dir/$b" ] || die "$bin_dir/$b is not built (make SAN=1 tests-build)"
 done
@@ -65,17 +64,6 @@ CREATE DATABASE "$db" TEMPLATE "$CO_TEST_TEMPLATE";
 SQL
 db_url=$("$root/scripts/dburl.sh" "$CO_TEST_ADMIN_URL" "$db")
 
-# Waits for a "... listening on URL" line in file $1 from process $2; prints the URL.
-wait_url() {
-  local url
-  for _ in $(seq 1 400); do
-    url=$(sed -n 's/.* listening on \(http[^ ]*\).*/\1/p' "$1" | head -n1)
-    [ -n "$url" ] && { echo "$url"; return 0; }
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
 rand() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 
 whsec="whsec_$(rand 24)"
@@ -111,35 +99,10 @@ OPENAPI_SPEC=$spec CO_ROOT=$root \
   node validate.js
 status=$?
 
-# A clean stop is part of the test: sanitizers report leaks at exit.
-# stop NAME PID ERRFILE: SIGTERM, wait up to 20 s, check exit status and sanitizer output.
-stop() {
-  local name=$1 pid=$2 err=$3 rc ok=0
-  kill -TERM "$pid"
-  for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "openapi: $name did not stop within 20 s of SIGTERM" >&2
-    ok=1
-  else
-    wait "$pid"
-    rc=$?
-    if [ "$rc" -ne 0 ]; then echo "openapi: $name exited with status $rc" >&2; ok=1; fi
-  fi
-  if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' \
-       "$err"; then
-    echo "openapi: sanitizer report from $name" >&2
-    ok=1
-  fi
-  if [ "$ok" -ne 0 ] && [ -s "$err" ]; then
-    echo "--- $name stderr" >&2
-    tail -n 80 "$err" >&2
-  fi
-  return "$ok"
-}
-stop checkoutd "$server_pid" "$tmp/server.err" || status=1
+stop checkoutd "$server_pid" "$tmp/server.err" 20 || status=1
 server_pid=''
-stop mock-stripe "$mock_pid" "$tmp/mock.err" || status=1
+stop mock-stripe "$mock_pid" "$tmp/mock.err" 20 || status=1
 mock_pid=''
-stop mock-notify "$notify_pid" "$tmp/notify.err" || status=1
+stop mock-notify "$notify_pid" "$tmp/notify.err" 20 || status=1
 notify_pid=''
 exit "$status"

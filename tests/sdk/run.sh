@@ -14,11 +14,10 @@ bin_dir=${CO_BIN_DIR:-$root/build/san/bin}
 mock_bin=$bin_dir/mock-stripe
 notify_bin=$bin_dir/mock-notify
 
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}
+suite=sdk
+# shellcheck source=tests/node_suite.sh
+. "$root/tests/node_suite.sh"
 
-die() { echo "sdk: $*" >&2; exit 1; }
 [ -x "$mock_bin" ] || die "$mock_bin is not built (make SAN=1 build/san/bin/mock-stripe)"
 [ -x "$notify_bin" ] || die "$notify_bin is not built (make SAN=1 build/san/bin/mock-notify)"
 command -v node >/dev/null || die "node is not installed"
@@ -40,17 +39,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waits for a "... listening on URL" line in file $1 from process $2; prints the URL.
-wait_url() {
-  local url
-  for _ in $(seq 1 200); do
-    url=$(sed -n 's/.* listening on \(http[^ ]*\).*/\1/p' "$1" | head -n1)
-    [ -n "$url" ] && { echo "$url"; return 0; }
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
 
 node receiver.js >"$tmp/receiver.out" 2>&1 &
 recv_pid=$!
@@ -77,31 +65,6 @@ MOCK_NOTIFY_URL=$notify_url NOTIFY_SECRET=$notify_secret PUBLISHABLE_KEY=$publis
   node --test --test-reporter=spec sdk_test.js publishable_test.js notify_test.js
 status=$?
 
-# A clean stop is part of the test: sanitizers report leaks at exit.
-# stop NAME PID ERRFILE: SIGTERM, wait up to 10 s, check exit status and sanitizer output.
-stop() {
-  local name=$1 pid=$2 err=$3 rc ok=0
-  kill -TERM "$pid"
-  for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "sdk: $name did not stop within 10 s of SIGTERM" >&2
-    ok=1
-  else
-    wait "$pid"
-    rc=$?
-    if [ "$rc" -ne 0 ]; then echo "sdk: $name exited with status $rc" >&2; ok=1; fi
-  fi
-  if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' \
-       "$err"; then
-    echo "sdk: sanitizer report from $name" >&2
-    ok=1
-  fi
-  if [ "$ok" -ne 0 ] && [ -s "$err" ]; then
-    echo "--- $name stderr" >&2
-    tail -n 80 "$err" >&2
-  fi
-  return "$ok"
-}
 stop mock-stripe "$mock_pid" "$tmp/mock.err" || status=1
 mock_pid=''
 stop mock-notify "$notify_pid" "$tmp/notify.err" || status=1
