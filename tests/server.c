@@ -289,6 +289,49 @@ long long co_test_mock_stat(co_test_server *s, const char *name)
     return v;
 }
 
+int co_test_mock_deliveries(co_test_server *s, const char *type, const char *status,
+                            long long *attempts)
+{
+    char path[160];
+    co_http_resp r = {0};
+    json_t *j, *e;
+    size_t i;
+    int n = 0;
+
+    snprintf(path, sizeof path, "/_mock/webhooks?type=%s", type);
+    ck_assert_int_eq(co_test_mock(s, "GET", path, NULL, NULL, &r), 200);
+    j = co_http_json(&r);
+    co_http_resp_free(&r);
+    ck_assert_ptr_nonnull(j);
+    if (attempts != NULL)
+        *attempts = 0;
+    json_array_foreach(json_object_get(j, "data"), i, e) {
+        long long a = json_integer_value(json_object_get(e, "attempts"));
+
+        if (strcmp(co_test_jstr(e, "status", NULL), status) != 0)
+            continue;
+        n++;
+        if (attempts != NULL && a > *attempts)
+            *attempts = a;
+    }
+    json_decref(j);
+    return n;
+}
+
+int co_test_mock_wait_deliveries(co_test_server *s, const char *type, const char *status,
+                                 int want, int timeout_ms)
+{
+    int n = 0;
+
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        n = co_test_mock_deliveries(s, type, status, NULL);
+        if (n >= want)
+            break;
+        usleep(50 * 1000);
+    }
+    return n;
+}
+
 const char *co_test_wait_status(co_test_server *s, const char *order_id, const char *statuses,
                                 int timeout_ms)
 {

@@ -80,6 +80,17 @@ void co_test_fault(co_test_server *s, const char *match, const char *action, int
 /* A counter from the mock's /_mock/stats. */
 long long co_test_mock_stat(co_test_server *s, const char *name);
 
+/* The mock's deliveries of events of type (GET /_mock/webhooks) in status
+ * ("pending", "delivered", "dropped", ...): how many, and the most attempts any
+ * of them made into *attempts (may be NULL). The wait form polls up to
+ * timeout_ms until want of them are there (a delivery is marked only once the
+ * mock has read checkoutd's answer, after the order has moved) and returns the
+ * count last seen. */
+int co_test_mock_deliveries(co_test_server *s, const char *type, const char *status,
+                            long long *attempts);
+int co_test_mock_wait_deliveries(co_test_server *s, const char *type, const char *status,
+                                 int want, int timeout_ms);
+
 /* Waits until the order's status is one of the names (space-separated), up to
  * timeout_ms; returns the status reached (static buffer) or the last seen. */
 const char *co_test_wait_status(co_test_server *s, const char *order_id, const char *statuses,

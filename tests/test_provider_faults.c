@@ -30,40 +30,10 @@ static void stop(void)
         co_test_server_stop(&srv);
 }
 
-/* The mock's record of its deliveries of events of type (GET /_mock/webhooks). */
-static json_t *deliveries(const char *type)
-{
-    char path[160];
-    co_http_resp r = {0};
-    json_t *j;
-
-    snprintf(path, sizeof path, "/_mock/webhooks?type=%s", type);
-    ck_assert_int_eq(co_test_mock(&srv, "GET", path, NULL, NULL, &r), 200);
-    j = co_http_json(&r);
-    co_http_resp_free(&r);
-    ck_assert_ptr_nonnull(j);
-    return j;
-}
-
-/* Deliveries of type in status ("delivered", "dropped", ...), waiting up to
- * timeout_ms for want of them. */
+/* Deliveries of type in status, waiting up to timeout_ms for want of them. */
 static int wait_deliveries(const char *type, const char *status, int want, int timeout_ms)
 {
-    int n = 0;
-
-    for (int waited = 0; waited <= timeout_ms; waited += 100) {
-        json_t *j = deliveries(type), *e;
-        size_t i;
-
-        n = 0;
-        json_array_foreach(json_object_get(j, "data"), i, e)
-            n += strcmp(co_test_jstr(e, "status", NULL), status) == 0;
-        json_decref(j);
-        if (n >= want)
-            break;
-        usleep(100 * 1000);
-    }
-    return n;
+    return co_test_mock_wait_deliveries(&srv, type, status, want, timeout_ms);
 }
 
 /* How many events of type checkoutd recorded as applied (each event id once;

@@ -133,33 +133,9 @@ static size_t refunds_of(const char *pi, long long *sum)
     return n;
 }
 
-/* The deliveries of events of type at the provider (GET /_mock/webhooks): how
- * many are in status, and the most attempts any of them made into *attempts. */
 static int deliveries(const char *type, const char *status, long long *attempts)
 {
-    char path[160];
-    co_http_resp r = {0};
-    json_t *j, *e;
-    size_t i;
-    int n = 0;
-
-    snprintf(path, sizeof path, "/_mock/webhooks?type=%s", type);
-    ck_assert_int_eq(co_test_mock(&srv, "GET", path, NULL, NULL, &r), 200);
-    j = co_http_json(&r);
-    co_http_resp_free(&r);
-    if (attempts != NULL)
-        *attempts = 0;
-    json_array_foreach(json_object_get(j, "data"), i, e) {
-        long long a = json_integer_value(json_object_get(e, "attempts"));
-
-        if (strcmp(co_test_jstr(e, "status", NULL), status) != 0)
-            continue;
-        n++;
-        if (attempts != NULL && a > *attempts)
-            *attempts = a;
-    }
-    json_decref(j);
-    return n;
+    return co_test_mock_deliveries(&srv, type, status, attempts);
 }
 
 static long long recorded(const char *type)
@@ -399,7 +375,8 @@ START_TEST(pending_webhook_is_delivered_after_the_restart)
 
     ck_assert_int_eq(deliveries(CAPTURABLE, "pending", NULL), 1);
     expect_ends(order, "confirmed");
-    ck_assert_int_eq(deliveries(CAPTURABLE, "delivered", NULL), 1);
+    ck_assert_int_eq(co_test_mock_wait_deliveries(&srv, CAPTURABLE, "delivered", 1, WAIT_MS), 1);
+    ck_assert_int_eq(deliveries(CAPTURABLE, "pending", NULL), 0);
     ck_assert_int_eq(recorded(CAPTURABLE), 1);
     ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), 1);
     co_test_invariants(&srv, true);
@@ -429,7 +406,8 @@ START_TEST(retried_webhook_keeps_its_attempts)
     ck_assert_msg(attempts >= 2, "attempts after the restart: %lld", attempts);
     ck_assert(co_test_server_restart(&srv, NULL));
     expect_ends(order, "confirmed");
-    ck_assert_int_eq(deliveries(CAPTURABLE, "delivered", NULL), 1);
+    ck_assert_int_eq(co_test_mock_wait_deliveries(&srv, CAPTURABLE, "delivered", 1, WAIT_MS), 1);
+    ck_assert_int_eq(deliveries(CAPTURABLE, "pending", NULL), 0);
     ck_assert_int_eq(recorded(CAPTURABLE), 1);
     co_test_invariants(&srv, true);
 }
