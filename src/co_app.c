@@ -65,6 +65,7 @@ co_worker *co_worker_new(void *p)
     w->saga.owner = app->owner;
     w->saga.lease_seconds = app->cfg.lease_seconds;
     w->saga.crash_at = app->cfg.crash_at;
+    w->saga.memo = &app->memo;
     return w;
 }
 

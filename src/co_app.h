@@ -9,6 +9,7 @@
 #include "co_ratelimit.h"
 #include "co_stripe.h"
 #include "saga.h"
+#include "memo.h"
 #include "store.h"
 
 #include <jansson.h>
@@ -17,6 +18,7 @@
 typedef struct {
     co_config cfg;
     char owner[96];        /* lease owner id: host:pid */
+    co_memo memo;          /* orders the workers confirmed (states/memo.h), shared */
     co_db *db;             /* the connection pool every thread shares */
     co_ratelimit *checkout_rate; /* per-shopper checkout attempts; NULL: no limit */
     atomic_bool stopping;

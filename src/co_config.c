@@ -1,5 +1,7 @@
 #include "co_config.h"
 
+#include "co_batch.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -121,6 +123,8 @@ bool co_config_load(co_config *cfg, char *err, unsigned n)
     env_int("RESERVATION_TTL_SECONDS", 900, 1, 7 * 86400, &cfg->reservation_ttl_seconds, &p);
     env_int("WORKERS", 256, 1, 1024, &cfg->workers, &p);
     env_int("DB_POOL_SIZE", 16, 1, 256, &cfg->db_pool_size, &p);
+    env_int("CHECKOUT_BATCH_MAX", 32, 1, CO_BATCH_MAX, &cfg->batch_max, &p);
+    env_int("CHECKOUT_BATCH_INFLIGHT", 4, 1, CO_BATCH_INFLIGHT, &cfg->batch_inflight, &p);
     env_int("CHECKOUT_RATE_PER_SECOND", 20, 0, 1000000, &cfg->checkout_rate, &p);
     env_int("CHECKOUT_RATE_BURST", 40, 1, 1000000, &cfg->checkout_burst, &p);
     env_int("MAX_UNPAID_UNITS", 20, 0, 1000000, &cfg->max_unpaid_units, &p);

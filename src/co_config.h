@@ -24,6 +24,10 @@ typedef struct {
                                 * reservations, 0 = no limit; default 20 */
     int db_pool_size;          /* DB_POOL_SIZE: Postgres connections of this process, shared
                                 * by every thread, default 16 */
+    int batch_max;             /* CHECKOUT_BATCH_MAX: most checkouts in one first commit
+                                * (group commit), 1 = each alone; default 32 */
+    int batch_inflight;        /* CHECKOUT_BATCH_INFLIGHT: such batches in flight at once,
+                                * default 4 */
     int lease_seconds;         /* SAGA_LEASE_SECONDS: a saga's owner lease; derived by default:
                                 * longer than a step's provider call with all its retries */
     int recovery_interval_ms;  /* RECOVERY_INTERVAL_MS: recovery/expiry sweep period,

@@ -88,7 +88,7 @@ static void mask_db_password(const char *conninfo)
 
 static int serve(void)
 {
-    co_app app;
+    static co_app app; /* its memo is a table of 1.6 MiB: not on the stack */
     char err[2048];
     sigset_t sigs;
     int sig = 0;
@@ -100,6 +100,7 @@ static int serve(void)
     co_http_config hc;
 
     memset(&app, 0, sizeof app);
+    pthread_mutex_init(&app.memo.mu, NULL);
     if (!co_config_load(&app.cfg, err, sizeof err)) {
         CO_ERROR("main", "%s", err);
         co_config_free(&app.cfg);
@@ -129,6 +130,7 @@ static int serve(void)
         goto fail;
     }
     app.db = co_db_open_pool(app.cfg.database_url, app.cfg.db_pool_size);
+    co_store_batching(app.cfg.batch_max, app.cfg.batch_inflight);
     app.checkout_rate = co_ratelimit_new(app.cfg.checkout_rate, app.cfg.checkout_burst);
     if (app.db == NULL || (app.cfg.checkout_rate > 0 && app.checkout_rate == NULL))
         goto fail;

@@ -19,6 +19,12 @@
 
 /* The saga's store port over db (one connection: one thread). */
 co_store_port co_store_port_pg(co_db *db);
+/* Group commit of the checkout's first commit (store_checkout.c): at most
+ * max_batch checkouts in one transaction (1: each alone), max_inflight such
+ * transactions at once. Process-wide; before the first checkout. */
+void co_store_batching(int max_batch, int max_inflight);
+/* Checkouts per first-commit batch so far. */
+double co_store_batch_mean(void);
 
 /* co_db's four values as the store port's. */
 co_store_rc co_store_rc_of(co_db_status st);

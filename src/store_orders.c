@@ -1,5 +1,6 @@
-/* Orders: loading one, the transition, checkout requests and their answers,
- * recovery claims, and an order's JSON (sql/0003_saga.sql). */
+/* Orders: loading one, the transition, checkout answers, recovery claims, and
+ * an order's JSON (sql/0003_saga.sql); the checkout's first commit is in
+ * store_checkout.c. */
 #include "render.h"
 #include "store_internal.h"
 
@@ -51,62 +52,6 @@ co_store_rc co_store_load_order(void *db, const char *order_id, co_order *o)
 
     if (st == CO_DB_ROWS)
         co_store_read_order(&r, o);
-    co_dbr_clear(&r);
-    return co_store_rc_of(st);
-}
-
-static const struct {
-    const char *text;
-    co_begun_outcome outcome;
-} begun_outcomes[] = {
-    {"reserved", CO_BEGUN_RESERVED},     {"out_of_stock", CO_BEGUN_OUT_OF_STOCK},
-    {"replay", CO_BEGUN_REPLAY},         {"in_progress", CO_BEGUN_IN_PROGRESS},
-    {"reused", CO_BEGUN_REUSED},         {"limited", CO_BEGUN_LIMITED},
-};
-
-co_store_rc co_store_checkout_begin(void *db, const co_checkout_args *a, co_checkout_begun *out)
-{
-    static const char sql[] =
-        "SELECT outcome, order_id, response_status, response_body, short_item, amount, currency,"
-        "       expires_at, retry_after"
-        "  FROM co_checkout_begin(p_user_id => $1, p_key => $2, p_hash => $3,"
-        "       p_order_id => $4, p_items => $5, p_flow => $6, p_payment_method => $7,"
-        "       p_ttl_seconds => $8, p_lease_seconds => $9, p_owner => $10,"
-        "       p_max_unpaid_units => $11)";
-    char ttl[16], lease[16], cap[16];
-    const char *params[11] = {a->user_id, a->idempotency_key, a->request_hash, a->order_id,
-                              a->items_json, a->mobile ? "mobile" : "server", a->payment_method,
-                              ttl, lease, a->owner, a->max_unpaid_units > 0 ? cap : NULL};
-    co_dbr r;
-    co_db_status st;
-
-    memset(out, 0, sizeof *out);
-    snprintf(ttl, sizeof ttl, "%d", a->ttl_seconds);
-    snprintf(lease, sizeof lease, "%d", a->lease_seconds);
-    snprintf(cap, sizeof cap, "%d", a->max_unpaid_units);
-    st = co_db_call(db, &r, sql, 11, params);
-    if (st == CO_DB_ROWS) {
-        const char *outcome = co_dbr_str(&r, 0, "outcome");
-        const char *body = co_dbr_str(&r, 0, "response_body");
-
-        out->outcome = CO_BEGUN_IN_PROGRESS;
-        for (size_t i = 0; outcome && i < sizeof begun_outcomes / sizeof begun_outcomes[0]; i++)
-            if (strcmp(outcome, begun_outcomes[i].text) == 0)
-                out->outcome = begun_outcomes[i].outcome;
-        co_store_copy(out->order_id, sizeof out->order_id, co_dbr_str(&r, 0, "order_id"));
-        out->answer.code = (unsigned)co_dbr_int(&r, 0, "response_status");
-        if (body != NULL)
-            out->answer.body = strdup(body);
-        co_store_copy(out->short_item, sizeof out->short_item, co_dbr_str(&r, 0, "short_item"));
-        out->amount = co_dbr_int(&r, 0, "amount");
-        co_store_copy(out->currency, sizeof out->currency, co_dbr_str(&r, 0, "currency"));
-        co_store_copy(out->expires_at, sizeof out->expires_at, co_dbr_str(&r, 0, "expires_at"));
-        out->retry_after = (int)co_dbr_int(&r, 0, "retry_after");
-        if (out->outcome == CO_BEGUN_REPLAY && out->answer.body == NULL)
-            st = CO_DB_HARD; /* a replay without its answer: cannot be */
-    } else {
-        co_store_refusal_of(&r, &out->refusal);
-    }
     co_dbr_clear(&r);
     return co_store_rc_of(st);
 }

@@ -39,7 +39,9 @@
  * atomically (co_transition), so an event racing another move loses harmlessly
  * and is recorded as ignored. */
 #include "co_log.h"
+#include "co_metrics.h"
 #include "events.h"
+#include "memo.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -80,11 +82,22 @@ co_event_action co_event_decide(const char *type, co_state st, bool answer_pendi
     return known ? CO_EV_IGNORE : CO_EV_UNHANDLED_TYPE;
 }
 
+bool co_event_settles_confirmed(const char *type)
+{
+    static const co_state after[] = {CO_ST_CONFIRMED, CO_ST_REFUNDING, CO_ST_REFUNDED};
+
+    for (size_t i = 0; i < sizeof after / sizeof after[0]; i++)
+        if (co_event_decide(type, after[i], false) != CO_EV_IGNORE)
+            return false;
+    return true;
+}
+
 /* ------------------------------------------------------------ recording */
 
 static void arm(co_run *r, const co_pay_event *ev)
 {
     r->event_id = ev->id;
+    r->cause_id = ev->id;
     r->event_type = ev->type;
 }
 
@@ -348,15 +361,45 @@ static co_event_result settled(const co_order *o, const char *why, co_event_outc
     return CO_EVENT_IGNORED;
 }
 
+/* An event about an order this process confirmed that changes nothing: answered
+ * as the store's read would have it answered ("ignored: order confirmed"),
+ * without the read. */
+static co_event_result settled_from_memo(co_run *r, const co_pay_event *ev,
+                                         co_event_outcome *out)
+{
+    char order_id[37], event_id[CO_MEMO_EVENT];
+
+    if (!co_event_settles_confirmed(ev->type) ||
+        !co_memo_is_confirmed(r->saga->memo, ev->payment_intent, order_id, event_id))
+        return CO_EVENT_RETRY;
+    if (ev->order_id != NULL && ev->order_id[0] != '\0' && strcmp(ev->order_id, order_id) != 0)
+        return CO_EVENT_RETRY;
+    co_metric_add("webhook_settled_from_memo", 1);
+    if (ev->id != NULL && strcmp(ev->id, event_id) == 0) {
+        snprintf(out->outcome, sizeof out->outcome, "duplicate");
+        return CO_EVENT_DUPLICATE; /* the event that confirmed it, again */
+    }
+    snprintf(out->order_id, sizeof out->order_id, "%s", order_id);
+    out->status = CO_ST_CONFIRMED;
+    snprintf(out->outcome, sizeof out->outcome, "ignored: order %s",
+             co_state_name(CO_ST_CONFIRMED));
+    return CO_EVENT_IGNORED;
+}
+
 static co_event_result apply(co_run *r, const co_pay_event *ev, co_order *o,
                              co_event_outcome *out)
 {
     const co_store_port *st = &r->saga->store;
     bool seen = false;
-    co_store_rc rc = st->event_order(st->impl, ev->id, ev->order_id, ev->payment_intent, &seen,
-                                     o);
-    bool found = rc == CO_STORE_OK;
+    co_store_rc rc;
+    bool found;
 
+    co_event_result memo = settled_from_memo(r, ev, out);
+
+    if (memo != CO_EVENT_RETRY)
+        return memo; /* RETRY here: not in the memo, ask the store */
+    rc = st->event_order(st->impl, ev->id, ev->order_id, ev->payment_intent, &seen, o);
+    found = rc == CO_STORE_OK;
     if (rc < 0)
         return CO_EVENT_RETRY;
     if (seen) {

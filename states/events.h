@@ -19,5 +19,9 @@ typedef enum {
 /* What an event of this type does to an order in state st (answer_pending:
  * its checkout has not been answered yet). */
 co_event_action co_event_decide(const char *type, co_state st, bool answer_pending);
+/* True when an event of this type does nothing to a confirmed order, nor to one
+ * refunding or refunded (where a confirmed order can go next): such an event
+ * about an order the memo (memo.h) holds is answered without the store. */
+bool co_event_settles_confirmed(const char *type);
 
 #endif

@@ -26,6 +26,7 @@ typedef struct {
     const char *owner;      /* lease owner: this process */
     int lease_seconds;
     const char *crash_at;   /* test-only: SIGKILL ourselves at this named step */
+    struct co_memo *memo;   /* orders this process confirmed (memo.h), shared; NULL: none */
 } co_saga;
 
 /* ------------------------------------------------------------- checkout */

@@ -13,6 +13,7 @@ typedef struct {
      * it in its own transaction and clears these. */
     const char *event_id;
     const char *event_type;
+    const char *cause_id;   /* the same event id, kept for the whole run (the memo's) */
     /* An operator's resolve: the first move of this run adds it to its last
      * hop's history reason, and clears it. */
     const char *note;

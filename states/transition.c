@@ -1,6 +1,7 @@
 /* The one function that moves an order, and the state machine's edges. No
  * state is set anywhere else. */
 #include "co_log.h"
+#include "memo.h"
 #include "steps.h"
 
 #include <stdio.h>
@@ -189,7 +190,11 @@ co_step co_saga_transition(co_run *r, co_order *o, co_state to, const co_change 
     r->note = NULL;
     CO_INFO("saga", "order %s: %s -> %s%s%s", o->id, co_state_name(o->status), co_state_name(to),
             ch->reason ? " " : "", ch->reason ? ch->reason : "");
+    if (o->status == CO_ST_CONFIRMED)
+        co_memo_forget(s->memo, o->payment_intent);
     *o = after;
+    if (to == CO_ST_CONFIRMED)
+        co_memo_confirmed(s->memo, o->payment_intent, o->id, r->cause_id);
     if (answer.body != NULL) {
         o->answer_pending = false;
         co_answer_clear(&r->answer);

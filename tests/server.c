@@ -289,6 +289,22 @@ long long co_test_mock_stat(co_test_server *s, const char *name)
     return v;
 }
 
+long long co_test_event_count(co_test_server *s, const char *name)
+{
+    co_http_resp r = {0};
+    char needle[96];
+    const char *at;
+    long long v = 0;
+
+    ck_assert_int_eq(co_test_call(s, "GET", "/metrics", NULL, NULL, &r), 200);
+    snprintf(needle, sizeof needle, "checkoutd_events_total{event=\"%s\"} ", name);
+    at = strstr(r.body, needle);
+    if (at != NULL)
+        v = atoll(at + strlen(needle));
+    co_http_resp_free(&r);
+    return v;
+}
+
 int co_test_mock_deliveries(co_test_server *s, const char *type, const char *status,
                             long long *attempts)
 {

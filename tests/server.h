@@ -96,6 +96,10 @@ int co_test_mock_wait_deliveries(co_test_server *s, const char *type, const char
 const char *co_test_wait_status(co_test_server *s, const char *order_id, const char *statuses,
                                 int timeout_ms);
 
+/* checkoutd_events_total{event="name"} from the server's GET /metrics (0 when
+ * the event never happened). */
+long long co_test_event_count(co_test_server *s, const char *name);
+
 /* The statuses an order ends in, space-separated as co_test_wait_status
  * takes them; co_test_unended and the suites' SQL read the same list. */
 #define CO_TEST_TERMINAL "confirmed failed expired cancelled refunded"

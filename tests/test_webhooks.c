@@ -660,14 +660,19 @@ END_TEST
 START_TEST(a_dashboard_refund_refunds_the_order)
 {
     char item[37], order[37], pi[64], o2[37], pi2[64], *ev;
+    long long memo;
 
     co_test_item(srv.conn, "rf", 5000, 5, item);
     paid_order(item, 2, order, pi);
     ck_assert_int_eq(co_test_stock(&srv, item), 3);
-    /* Late and duplicate-looking events about it change nothing. */
+    /* Late and duplicate-looking events about it change nothing; this
+     * process confirmed it, so the answer comes from its memo, without a
+     * read of the database (states/memo.h). */
+    memo = co_test_event_count(&srv, "webhook_settled_from_memo");
     ev = pi_event("evt_rf_succ", "payment_intent.succeeded", pi);
     ck_assert_str_eq(deliver(ev), "ignored: order confirmed");
     free(ev);
+    ck_assert_int_eq(co_test_event_count(&srv, "webhook_settled_from_memo"), memo + 1);
     /* Refunded in full from the dashboard. */
     refund_at_mock(pi, 0);
     ev = refund_event("evt_rf", pi);
@@ -677,6 +682,11 @@ START_TEST(a_dashboard_refund_refunds_the_order)
     ck_assert_int_eq(co_test_stock(&srv, item), 5);
     ck_assert_int_eq(co_test_mock_stat(&srv, "refunds"), 1); /* none of our own on top */
     co_test_invariants(&srv, true);
+    /* Refunded here: the memo forgot it, the store answers. */
+    ev = pi_event("evt_rf_succ2", "payment_intent.succeeded", pi);
+    ck_assert_str_eq(deliver(ev), "ignored: order refunded");
+    free(ev);
+    ck_assert_int_eq(co_test_event_count(&srv, "webhook_settled_from_memo"), memo + 1);
 
     /* A partial refund is recorded and the order stays confirmed. */
     paid_order(item, 1, o2, pi2);

@@ -69,6 +69,20 @@ START_TEST(other_event_types_are_not_handled)
 }
 END_TEST
 
+/* The memo answers only what does nothing to a confirmed order and to where
+ * it can go next; a refund report acts on a confirmed one, an unhandled type is
+ * recorded by the store. */
+START_TEST(what_the_memo_may_answer)
+{
+    ck_assert(co_event_settles_confirmed("payment_intent.succeeded"));
+    ck_assert(co_event_settles_confirmed("payment_intent.amount_capturable_updated"));
+    ck_assert(co_event_settles_confirmed("payment_intent.payment_failed"));
+    ck_assert(co_event_settles_confirmed("payment_intent.canceled"));
+    ck_assert(!co_event_settles_confirmed("charge.refunded"));
+    ck_assert(!co_event_settles_confirmed("customer.created"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("unit/states/events");
@@ -77,6 +91,7 @@ int main(void)
     tcase_add_test(tc, each_event_acts_only_in_its_states);
     tcase_add_test(tc, an_order_whose_checkout_is_running_is_left_to_it);
     tcase_add_test(tc, other_event_types_are_not_handled);
+    tcase_add_test(tc, what_the_memo_may_answer);
     suite_add_tcase(s, tc);
     return co_test_run(s);
 }
