@@ -200,7 +200,11 @@ BEGIN
     END LOOP;
 
     RETURN QUERY
-        SELECT c.k::integer, c.out, c.o, p.response_status, p.response_body,
+        SELECT c.k::integer, c.out, c.o,
+               CASE WHEN c.out = 'replay' THEN (SELECT p.response_status FROM checkout_requests p
+                                                 WHERE p.order_id = c.o) END,
+               CASE WHEN c.out = 'replay' THEN (SELECT p.response_body FROM checkout_requests p
+                                                 WHERE p.order_id = c.o) END,
                CASE WHEN c.out IN ('reserved', 'out_of_stock') THEN c.total END,
                CASE WHEN c.out IN ('reserved', 'out_of_stock') THEN c.cur END,
                CASE WHEN c.out = 'out_of_stock' THEN c.item END,
@@ -209,7 +213,6 @@ BEGIN
                NULL::integer
           FROM unnest(r_order, r_out, r_total, r_cur, r_item, r_flow, r_ttl) WITH ORDINALITY
                AS c(o, out, total, cur, item, flow, ttl, k)
-          LEFT JOIN checkout_requests p ON c.out = 'replay' AND p.order_id = c.o
          WHERE c.out IS NOT NULL;
 
     -- Hot items request by request (their units are in buckets); unknown

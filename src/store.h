@@ -19,9 +19,10 @@
 
 /* The saga's store port over db (one connection: one thread). */
 co_store_port co_store_port_pg(co_db *db);
-/* Group commit of the checkout's first commit (store_checkout.c): at most
- * max_batch checkouts in one transaction (1: each alone), max_inflight such
- * transactions at once. Process-wide; before the first checkout. */
+/* Group commit of the checkout's first commit (store_checkout.c) and of the
+ * common move (store_orders.c): at most max_batch of them in one transaction
+ * (1: each alone), max_inflight such transactions of each kind at once.
+ * Process-wide; before the first checkout. */
 void co_store_batching(int max_batch, int max_inflight);
 /* Checkouts per first-commit batch so far. */
 double co_store_batch_mean(void);

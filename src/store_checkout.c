@@ -198,6 +198,7 @@ static co_batch begins = CO_BATCH_INIT(run_begins, NULL);
 void co_store_batching(int max_batch, int max_inflight)
 {
     co_batch_configure(&begins, max_batch, max_inflight);
+    co_store_moves_batching(max_batch, max_inflight);
 }
 
 double co_store_batch_mean(void)

@@ -12,6 +12,8 @@ co_store_rc co_store_load_order(void *db, const char *order_id, co_order *o);
 co_store_rc co_store_transition(void *db, const co_move *m, co_move_outcome *outcome,
                                 co_answer *answer);
 co_store_rc co_store_checkout_begin(void *db, const co_checkout_args *a, co_checkout_begun *out);
+/* Group commit of the common move (sql/0018); co_store_batching sets it. */
+void co_store_moves_batching(int max_batch, int max_inflight);
 co_store_rc co_store_checkout_respond(void *db, const co_order *o, co_answer *answer);
 co_store_rc co_store_checkout_answer(void *db, const char *order_id, co_answer *answer);
 co_store_rc co_store_claim_stalled(void *db, const char *owner, int lease_seconds, int max,

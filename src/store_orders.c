@@ -1,8 +1,12 @@
 /* Orders: loading one, the transition, checkout answers, recovery claims, and
  * an order's JSON (sql/0003_saga.sql); the checkout's first commit is in
  * store_checkout.c. */
+#include "co_batch.h"
+#include "co_metrics.h"
 #include "render.h"
 #include "store_internal.h"
+
+#include <jansson.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,8 +153,18 @@ static const struct {
     {"ok", CO_MOVE_MADE}, {"moved", CO_MOVE_STALE}, {"short", CO_MOVE_SHORT},
 };
 
-co_store_rc co_store_transition(void *db, const co_move *m, co_move_outcome *outcome,
-                                co_answer *answer)
+static co_move_outcome move_outcome_of(const char *result)
+{
+    for (size_t i = 0; result && i < sizeof move_outcomes / sizeof move_outcomes[0]; i++)
+        if (strcmp(result, move_outcomes[i].text) == 0)
+            return move_outcomes[i].outcome;
+    return CO_MOVE_STALE;
+}
+
+/* The move alone: one co_transition. answer: the checkout's answer to store
+ * with it (body NULL: none). */
+static co_store_rc transition_alone(co_db *db, const co_move *m, const co_answer *answer,
+                                    co_move_outcome *outcome)
 {
     static const char sql[] =
         "SELECT co_transition(p_order_id => $1, p_from => $2, p_path => $3, p_reason => $4,"
@@ -170,13 +184,10 @@ co_store_rc co_store_transition(void *db, const co_move *m, co_move_outcome *out
         NULL, NULL, m->event_id, m->event_type, NULL};
     co_dbr r;
     co_db_status st;
-    const char *result;
     char *reasons = NULL;
 
-    co_answer_clear(answer);
     *outcome = CO_MOVE_STALE;
-    if (m->answer_for != NULL &&
-        co_render_checkout_answer(m->answer_for, &answer->code, &answer->body)) {
+    if (answer->body != NULL) {
         snprintf(code, sizeof code, "%u", answer->code);
         params[13] = code;
         params[14] = answer->body;
@@ -185,22 +196,133 @@ co_store_rc co_store_transition(void *db, const co_move *m, co_move_outcome *out
     snprintf(lease, sizeof lease, "%d", m->lease_seconds);
     if (m->reasons != NULL) {
         reasons = reasons_literal(m->reasons, m->hops);
-        if (reasons == NULL) {
-            co_answer_clear(answer);
+        if (reasons == NULL)
             return CO_STORE_RETRY;
-        }
         params[17] = reasons;
     }
     st = co_db_call(db, &r, sql, 18, params);
     free(reasons);
-    result = co_dbr_str(&r, 0, "result");
-    for (size_t i = 0; result && i < sizeof move_outcomes / sizeof move_outcomes[0]; i++)
-        if (strcmp(result, move_outcomes[i].text) == 0)
-            *outcome = move_outcomes[i].outcome;
-    if (st != CO_DB_ROWS || *outcome != CO_MOVE_MADE)
-        co_answer_clear(answer);
+    *outcome = move_outcome_of(co_dbr_str(&r, 0, "result"));
     co_dbr_clear(&r);
     return co_store_rc_of(st);
+}
+
+/* ------------------------------------------------- the common move, batched */
+
+typedef struct {
+    co_batch_req req;           /* group: the pool */
+    const co_move *m;
+    const co_answer *answer;
+    co_move_outcome outcome;
+    co_store_rc rc;
+} move_req;
+
+/* One move as co_transition_many reads it (sql/0018; a new reference). */
+static json_t *move_json(const move_req *b)
+{
+    const co_move *m = b->m;
+    const co_change *ch = m->change;
+    json_t *path = json_array(), *reasons = m->reasons != NULL ? json_array() : json_null();
+
+    for (int i = 0; i < m->hops; i++) {
+        json_array_append_new(path, json_string(co_state_name(m->path[i])));
+        if (m->reasons != NULL)
+            json_array_append_new(reasons, m->reasons[i] != NULL ? json_string(m->reasons[i])
+                                                                 : json_null());
+    }
+    return json_pack("{s:s, s:s, s:o, s:s?, s:o, s:s?, s:s?, s:s?, s:s?, s:s?, s:o, s:s?, s:o,"
+                     " s:s?}",
+                     "order_id", m->order->id, "from", co_state_name(m->order->status), "path",
+                     path, "reason", ch->reason, "reasons", reasons, "payment_intent",
+                     ch->payment_intent, "client_secret", ch->client_secret, "failure_code",
+                     ch->failure_code, "decline_code", ch->decline_code, "compensate_to",
+                     ch->compensate_to == CO_ST_NONE ? NULL : co_state_name(ch->compensate_to),
+                     "lease_seconds",
+                     m->lease_seconds > 0 ? json_integer(m->lease_seconds) : json_null(),
+                     "owner", m->owner, "response_status",
+                     b->answer->body != NULL ? json_integer(b->answer->code) : json_null(),
+                     "response_body", b->answer->body);
+}
+
+static void run_moves(void *ctx, co_batch_req **reqs, int n)
+{
+    move_req *b[CO_BATCH_MAX];
+    co_db *db = (co_db *)reqs[0]->group;
+    json_t *all = json_array();
+    bool answered[CO_BATCH_MAX] = {false};
+    char *text = NULL;
+    const char *params[1];
+    co_dbr r;
+    co_db_status st = CO_DB_HARD;
+
+    (void)ctx;
+    for (int i = 0; i < n; i++) {
+        b[i] = (move_req *)reqs[i];
+        b[i]->rc = CO_STORE_RETRY;
+        b[i]->outcome = CO_MOVE_STALE;
+        if (n > 1 && all != NULL && json_array_append_new(all, move_json(b[i])) != 0) {
+            json_decref(all);
+            all = NULL;
+        }
+    }
+    if (n > 1 && all != NULL)
+        text = json_dumps(all, JSON_COMPACT);
+    json_decref(all);
+    if (text != NULL) {
+        params[0] = text;
+        st = co_db_call(db, &r, "SELECT n, result FROM co_transition_many($1)", 1, params);
+        free(text);
+        for (int row = 0; st == CO_DB_ROWS && row < co_dbr_rows(&r); row++) {
+            long long k = co_dbr_int(&r, row, "n") - 1;
+
+            if (k < 0 || k >= n || answered[k])
+                continue;
+            answered[k] = true;
+            b[k]->outcome = move_outcome_of(co_dbr_str(&r, row, "result"));
+            b[k]->rc = CO_STORE_OK;
+        }
+        co_dbr_clear(&r);
+        if (st == CO_DB_SOFT)
+            return; /* each answers what it would alone after the retries */
+        if (st == CO_DB_ROWS)
+            co_metric_add("transition_batch", 1);
+    }
+    /* Alone, or what the batch did not answer (its commit happened or not at all). */
+    for (int i = 0; i < n; i++)
+        if (!answered[i])
+            b[i]->rc = transition_alone(db, b[i]->m, b[i]->answer, &b[i]->outcome);
+}
+
+static co_batch moves = CO_BATCH_INIT(run_moves, NULL);
+
+void co_store_moves_batching(int max_batch, int max_inflight)
+{
+    co_batch_configure(&moves, max_batch, max_inflight);
+}
+
+co_store_rc co_store_transition(void *db, const co_move *m, co_move_outcome *outcome,
+                                co_answer *answer)
+{
+    co_store_rc rc;
+
+    co_answer_clear(answer);
+    *outcome = CO_MOVE_STALE;
+    if (m->answer_for != NULL &&
+        !co_render_checkout_answer(m->answer_for, &answer->code, &answer->body))
+        co_answer_clear(answer);
+    if (moves.max_batch > 1 && m->event_id == NULL && !m->change->take &&
+        !m->change->release) {
+        move_req b = {.req = {.group = db}, .m = m, .answer = answer};
+
+        co_batch_submit(&moves, &b.req);
+        rc = b.rc;
+        *outcome = b.outcome;
+    } else {
+        rc = transition_alone(db, m, answer, outcome);
+    }
+    if (rc != CO_STORE_OK || *outcome != CO_MOVE_MADE)
+        co_answer_clear(answer);
+    return rc;
 }
 
 co_store_rc co_store_claim_stalled(void *db, const char *owner, int lease_seconds, int max,

@@ -361,28 +361,44 @@ static co_event_result settled(const co_order *o, const char *why, co_event_outc
     return CO_EVENT_IGNORED;
 }
 
-/* An event about an order this process confirmed that changes nothing: answered
- * as the store's read would have it answered ("ignored: order confirmed"),
- * without the read. */
+/* An event about an order of this process's memo (memo.h) that changes
+ * nothing, answered as the store's read would have it answered, without the
+ * read; CO_EVENT_RETRY when the memo cannot say (ask the store). */
 static co_event_result settled_from_memo(co_run *r, const co_pay_event *ev,
                                          co_event_outcome *out)
 {
-    char order_id[37], event_id[CO_MEMO_EVENT];
+    co_memo_entry e;
+    co_event_action act;
 
-    if (!co_event_settles_confirmed(ev->type) ||
-        !co_memo_is_confirmed(r->saga->memo, ev->payment_intent, order_id, event_id))
+    if (ev->payment_intent == NULL || ev->payment_intent[0] == '\0' ||
+        co_event_decide(ev->type, CO_ST_NONE, false) == CO_EV_UNHANDLED_TYPE ||
+        !co_memo_get(r->saga->memo, ev->order_id, &e))
         return CO_EVENT_RETRY;
-    if (ev->order_id != NULL && ev->order_id[0] != '\0' && strcmp(ev->order_id, order_id) != 0)
+    if (e.kind == CO_MEMO_CONFIRMED &&
+        (!co_event_settles_confirmed(ev->type) || strcmp(e.intent, ev->payment_intent) != 0))
+        return CO_EVENT_RETRY;
+    if (e.kind == CO_MEMO_DRIVING && e.confirming && !co_event_settles_confirmed(ev->type))
+        return CO_EVENT_RETRY; /* it may be confirmed already */
+    if (e.kind == CO_MEMO_DRIVING && e.intent[0] != '\0' &&
+        strcmp(e.intent, ev->payment_intent) != 0)
         return CO_EVENT_RETRY;
     co_metric_add("webhook_settled_from_memo", 1);
-    if (ev->id != NULL && strcmp(ev->id, event_id) == 0) {
+    if (e.kind == CO_MEMO_CONFIRMED && ev->id != NULL && strcmp(ev->id, e.event_id) == 0) {
         snprintf(out->outcome, sizeof out->outcome, "duplicate");
         return CO_EVENT_DUPLICATE; /* the event that confirmed it, again */
     }
-    snprintf(out->order_id, sizeof out->order_id, "%s", order_id);
-    out->status = CO_ST_CONFIRMED;
-    snprintf(out->outcome, sizeof out->outcome, "ignored: order %s",
-             co_state_name(CO_ST_CONFIRMED));
+    snprintf(out->order_id, sizeof out->order_id, "%s", e.order_id);
+    out->status = e.status;
+    if (e.kind == CO_MEMO_DRIVING && e.intent[0] == '\0') {
+        snprintf(out->outcome, sizeof out->outcome, "ignored: order has no payment intent yet");
+        return CO_EVENT_IGNORED;
+    }
+    act = e.kind == CO_MEMO_DRIVING ? co_event_decide(ev->type, e.status, true) : CO_EV_IGNORE;
+    if (act == CO_EV_IN_PROGRESS)
+        snprintf(out->outcome, sizeof out->outcome, "ignored: checkout in progress");
+    else
+        snprintf(out->outcome, sizeof out->outcome, "ignored: order %s",
+                 co_state_name(e.status));
     return CO_EVENT_IGNORED;
 }
 

@@ -1,65 +1,104 @@
-/* The confirmed-orders memo: see memo.h. */
+/* The memo of this process's own orders: see memo.h. */
 #include "memo.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* FNV-1a over the intent id. */
-static unsigned slot_of(const char *intent)
+/* FNV-1a over the order id. */
+static unsigned slot_of(const char *order_id)
 {
     unsigned h = 2166136261u;
 
-    for (const unsigned char *p = (const unsigned char *)intent; *p != '\0'; p++)
+    for (const unsigned char *p = (const unsigned char *)order_id; *p != '\0'; p++)
         h = (h ^ *p) * 16777619u;
     return h % CO_MEMO_SLOTS;
 }
 
-void co_memo_confirmed(co_memo *m, const char *intent, const char *order_id,
-                       const char *event_id)
+static bool fits(const char *s, size_t n)
 {
-    unsigned k;
+    return s == NULL || strlen(s) < n;
+}
 
-    if (m == NULL || intent == NULL || intent[0] == '\0' ||
-        strlen(intent) >= sizeof m->slot[0].intent ||
-        (event_id != NULL && strlen(event_id) >= CO_MEMO_EVENT))
-        return; /* not kept: the store answers */
-    k = slot_of(intent);
+void co_memo_driving(co_memo *m, const char *order_id)
+{
+    co_memo_entry *e;
+
+    if (m == NULL || order_id == NULL || !fits(order_id, sizeof e->order_id))
+        return;
+    e = &m->slot[slot_of(order_id)];
     pthread_mutex_lock(&m->mu);
-    snprintf(m->slot[k].intent, sizeof m->slot[k].intent, "%s", intent);
-    snprintf(m->slot[k].order_id, sizeof m->slot[k].order_id, "%s", order_id);
-    snprintf(m->slot[k].event_id, sizeof m->slot[k].event_id, "%s",
-             event_id != NULL ? event_id : "");
+    memset(e, 0, sizeof *e);
+    e->kind = CO_MEMO_DRIVING;
+    e->status = CO_ST_RESERVED;
+    snprintf(e->order_id, sizeof e->order_id, "%s", order_id);
     pthread_mutex_unlock(&m->mu);
 }
 
-bool co_memo_is_confirmed(co_memo *m, const char *intent, char order_id[37],
-                          char event_id[CO_MEMO_EVENT])
+void co_memo_done(co_memo *m, const char *order_id)
 {
-    unsigned k;
-    bool hit;
+    co_memo_entry *e;
 
-    if (m == NULL || intent == NULL || intent[0] == '\0')
-        return false;
-    k = slot_of(intent);
+    if (m == NULL || order_id == NULL)
+        return;
+    e = &m->slot[slot_of(order_id)];
     pthread_mutex_lock(&m->mu);
-    hit = strcmp(m->slot[k].intent, intent) == 0;
-    if (hit) {
-        snprintf(order_id, 37, "%s", m->slot[k].order_id);
-        snprintf(event_id, CO_MEMO_EVENT, "%s", m->slot[k].event_id);
+    if (e->kind == CO_MEMO_DRIVING && strcmp(e->order_id, order_id) == 0)
+        e->kind = CO_MEMO_NONE;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void co_memo_confirming(co_memo *m, const char *order_id)
+{
+    co_memo_entry *e;
+
+    if (m == NULL || order_id == NULL)
+        return;
+    e = &m->slot[slot_of(order_id)];
+    pthread_mutex_lock(&m->mu);
+    if (e->kind == CO_MEMO_DRIVING && strcmp(e->order_id, order_id) == 0)
+        e->confirming = true;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void co_memo_moved(co_memo *m, const char *order_id, co_state status, const char *intent,
+                   const char *event_id)
+{
+    co_memo_entry *e;
+    bool mine;
+
+    if (m == NULL || order_id == NULL)
+        return;
+    e = &m->slot[slot_of(order_id)];
+    pthread_mutex_lock(&m->mu);
+    mine = e->kind != CO_MEMO_NONE && strcmp(e->order_id, order_id) == 0;
+    if (status == CO_ST_CONFIRMED && intent != NULL && intent[0] != '\0' &&
+        fits(intent, sizeof e->intent) && fits(event_id, sizeof e->event_id) &&
+        fits(order_id, sizeof e->order_id)) {
+        memset(e, 0, sizeof *e);
+        e->kind = CO_MEMO_CONFIRMED;
+        e->status = status;
+        snprintf(e->order_id, sizeof e->order_id, "%s", order_id);
+        snprintf(e->intent, sizeof e->intent, "%s", intent);
+        snprintf(e->event_id, sizeof e->event_id, "%s", event_id != NULL ? event_id : "");
+    } else if (mine && e->kind == CO_MEMO_DRIVING && fits(intent, sizeof e->intent)) {
+        e->status = status;
+        if (intent != NULL && intent[0] != '\0')
+            snprintf(e->intent, sizeof e->intent, "%s", intent);
+    } else if (mine) {
+        e->kind = CO_MEMO_NONE; /* confirmed no more, or nothing we can keep */
     }
     pthread_mutex_unlock(&m->mu);
-    return hit;
 }
 
-void co_memo_forget(co_memo *m, const char *intent)
+bool co_memo_get(co_memo *m, const char *order_id, co_memo_entry *e)
 {
-    unsigned k;
+    bool hit;
 
-    if (m == NULL || intent == NULL || intent[0] == '\0')
-        return;
-    k = slot_of(intent);
+    if (m == NULL || order_id == NULL || order_id[0] == '\0')
+        return false;
     pthread_mutex_lock(&m->mu);
-    if (strcmp(m->slot[k].intent, intent) == 0)
-        m->slot[k].intent[0] = '\0';
+    *e = m->slot[slot_of(order_id)];
     pthread_mutex_unlock(&m->mu);
+    hit = e->kind != CO_MEMO_NONE && strcmp(e->order_id, order_id) == 0;
+    return hit;
 }

@@ -162,6 +162,10 @@ co_step co_saga_transition(co_run *r, co_order *o, co_state to, const co_change 
         .answer_for = o->answer_pending && co_order_answer_decided(&after) ? &after : NULL,
         .event_id = r->event_id, .event_type = r->event_type,
     };
+    if (m.answer_for != NULL && to == CO_ST_CONFIRMED)
+        co_memo_confirming(s->memo, o->id);
+    else if (m.answer_for != NULL)
+        co_memo_done(s->memo, o->id); /* the answer is being stored: ask the store */
     if (s->store.transition(s->store.impl, &m, &outcome, &answer) != CO_STORE_OK)
         return CO_STEP_RETRY;
     if (outcome == CO_MOVE_SHORT) {
@@ -190,11 +194,8 @@ co_step co_saga_transition(co_run *r, co_order *o, co_state to, const co_change 
     r->note = NULL;
     CO_INFO("saga", "order %s: %s -> %s%s%s", o->id, co_state_name(o->status), co_state_name(to),
             ch->reason ? " " : "", ch->reason ? ch->reason : "");
-    if (o->status == CO_ST_CONFIRMED)
-        co_memo_forget(s->memo, o->payment_intent);
     *o = after;
-    if (to == CO_ST_CONFIRMED)
-        co_memo_confirmed(s->memo, o->payment_intent, o->id, r->cause_id);
+    co_memo_moved(s->memo, o->id, to, o->payment_intent, r->cause_id);
     if (answer.body != NULL) {
         o->answer_pending = false;
         co_answer_clear(&r->answer);
