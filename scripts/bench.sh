@@ -498,6 +498,8 @@ http_row() {
   local backlog pending drain sust rss conns before after calls top ok ok_all stats
   local wenv=(-u WORKERS)
   [ -n "$wk" ] && wenv=(WORKERS="$wk")
+  # row_env: more settings of checkoutd for this row (e.g. CHECKOUT_BATCH_MAX=1).
+  [ -n "${row_env:-}" ] && wenv+=($row_env)
   local lg=(--clients "$c" --seconds "$secs" --warmup "$warmup")
   [ "$rate" != 0 ] && lg+=(--rate "$rate")
   note "$name, $(shape_label "$shape"), $c clients"
@@ -654,6 +656,16 @@ for shape in "${shapes[@]}"; do
     drop_db "$db_name"
   done
 done
+
+# ------------------------------------------------------------------ 3a. one lever off
+# The hot 32-client row again with group commit off (CHECKOUT_BATCH_MAX=1:
+# every first commit and every move its own transaction), against the seed:
+# what batching is worth, in the same run.
+new_db nobatch
+seed_items "$db_url" hot
+row_env="CHECKOUT_BATCH_MAX=1" http_row nobatch "HTTP, group commit off" hot 32 0 0 "$workers" \
+  "${base_ops[hot 32]:-}" seed
+drop_db "$db_name"
 
 # The peak the fixed-rate and growth rows refer to: hot 32, or the best hot row.
 peak=${http_ops[hot 32]:-}

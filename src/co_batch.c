@@ -20,9 +20,13 @@ static bool key_busy(const co_batch *b, int slot, const char *key)
 {
     if (key == NULL)
         return false;
-    for (int i = 0; i < CO_BATCH_INFLIGHT * CO_BATCH_MAX; i++)
-        if (i / CO_BATCH_MAX != slot && b->busy[i] != NULL && strcmp(b->busy[i], key) == 0)
-            return true;
+    for (int s = 0; s < b->max_inflight; s++) {
+        const char *const *busy = &b->busy[s * CO_BATCH_MAX];
+
+        for (int i = 0; s != slot && b->slot_used[s] && i < b->nbusy[s]; i++)
+            if (busy[i] != NULL && strcmp(busy[i], key) == 0)
+                return true;
+    }
     return false;
 }
 
@@ -53,6 +57,7 @@ static int take(co_batch *b, int slot, co_batch_req **reqs)
         busy[n] = q->key;
         n++;
     }
+    b->nbusy[slot] = n;
     return n;
 }
 
@@ -91,10 +96,9 @@ void co_batch_submit(co_batch *b, co_batch_req *r)
         pthread_mutex_unlock(&b->mu);
         b->run(b->ctx, reqs, n);
         pthread_mutex_lock(&b->mu);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++)
             reqs[i]->done = true;
-            b->busy[slot * CO_BATCH_MAX + i] = NULL;
-        }
+        b->nbusy[slot] = 0;
         b->slot_used[slot] = false;
         b->inflight--;
         pthread_cond_broadcast(&b->cv);

@@ -43,6 +43,7 @@ typedef struct {
     co_batch_req *head, *tail;
     int inflight;
     bool slot_used[CO_BATCH_INFLIGHT];
+    int nbusy[CO_BATCH_INFLIGHT];                       /* keys in busy[slot * MAX ...] */
     const char *busy[CO_BATCH_INFLIGHT * CO_BATCH_MAX]; /* keys in flight */
     unsigned long long batches, requests;               /* for co_batch_mean */
 } co_batch;
