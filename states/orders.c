@@ -60,8 +60,16 @@ co_order_result co_saga_confirm(const co_saga *s, const char *order_id, const ch
 
     if (res != CO_ORDER_DONE)
         return res;
-    if (o->status == CO_ST_AWAITING_PAYMENT)
+    if (o->status == CO_ST_AWAITING_PAYMENT) {
         drive(s, o, CO_DRIVE_CONFIRM);
+        /* A move lost to another run (the webhook's, capturing the same
+         * payment) leaves *o where it was: answer where the order is now. */
+        if (o->status == CO_ST_AWAITING_PAYMENT) {
+            res = own_order(s, order_id, user_id, o);
+            if (res != CO_ORDER_DONE)
+                return res;
+        }
+    }
     return o->status == CO_ST_AWAITING_PAYMENT ? CO_ORDER_UNPAID : CO_ORDER_DONE;
 }
 

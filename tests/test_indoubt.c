@@ -8,6 +8,7 @@
  * Each case loses the answer of one statement (the needle: a function name in
  * its text, and how many such statements to let through first) in one flow. */
 #include "pgproxy.h"
+#include "race.h"
 #include "server.h"
 
 #include "co_sig.h"
@@ -24,7 +25,9 @@ static co_pgproxy *proxy;
 static void through_proxy(void)
 {
     char info[1024], env[1100];
-    const char *e[] = {env, NULL};
+    /* One batch of each kind in flight: concurrent requests then always
+     * gather into batches (flow_batch). */
+    const char *e[] = {env, "CHECKOUT_BATCH_INFLIGHT=1", NULL};
 
     proxy = co_pgproxy_start(PQhost(srv.conn), PQport(srv.conn));
     co_pgproxy_conninfo(proxy, srv.conn, srv.db.name, info, sizeof info);
@@ -192,6 +195,35 @@ static void flow_restock(void)
                                           " WHERE kind = 'restock'"), 1);
 }
 
+/* 16 shoppers at once for 16 units: their first commits and their moves go
+ * in batches (sql/0017, sql/0018); all 16 confirmed, each captured once,
+ * each answered 201 and that answer stored. */
+#define BATCHED 16
+
+static void flow_batch(void)
+{
+    char hot[37], body[256];
+    static co_test_racer rs[BATCHED];
+    int created = 0;
+
+    co_test_item(srv.conn, "batched", 1000, BATCHED, hot);
+    co_test_cart(body, sizeof body, hot, 1, "pm_card_visa");
+    for (int i = 0; i < BATCHED; i++)
+        rs[i] = (co_test_racer){.s = &srv, .body = body};
+    co_test_race(BATCHED, co_test_race_checkout, rs, sizeof rs[0]);
+    for (int i = 0; i < BATCHED; i++)
+        created += rs[i].status == 201;
+    ck_assert_int_eq(created, BATCHED);
+    ck_assert_int_eq(co_test_stock(&srv, hot), 0);
+    ck_assert_int_eq(co_test_mock_stat(&srv, "captured"), BATCHED);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM orders"
+                                          " WHERE status = 'confirmed'"), BATCHED);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM checkout_requests"
+                                          " WHERE response_status = 201"), BATCHED);
+    ck_assert_int_eq(co_test_ll(srv.conn, "SELECT count(*) FROM stock_ledger"
+                                          " WHERE kind = 'reserve'"), BATCHED);
+}
+
 /* ------------------------------------------------------------ the table */
 
 typedef struct {
@@ -212,6 +244,8 @@ static const lost_case lost_cases[] = {
     {"cancel_refund", NULL, 0, flow_cancel},
     {"admin_item_create", "co_create_item", 0, flow_item_create},
     {"restock", "co_restock(", 0, flow_restock},
+    {"checkout_begin_batch", "co_checkout_begin_many", 0, flow_batch},
+    {"transition_batch", "co_transition_many", 0, flow_batch},
 };
 
 static void lost_case_test(int i)
