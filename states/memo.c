@@ -34,7 +34,8 @@ void co_memo_driving(co_memo *m, const char *order_id)
     pthread_mutex_unlock(&m->mu);
 }
 
-void co_memo_done(co_memo *m, const char *order_id)
+/* A driving entry of order_id: ended (done) or marked confirming. */
+static void driving_mark(co_memo *m, const char *order_id, bool done)
 {
     co_memo_entry *e;
 
@@ -42,22 +43,23 @@ void co_memo_done(co_memo *m, const char *order_id)
         return;
     e = &m->slot[slot_of(order_id)];
     pthread_mutex_lock(&m->mu);
-    if (e->kind == CO_MEMO_DRIVING && strcmp(e->order_id, order_id) == 0)
-        e->kind = CO_MEMO_NONE;
+    if (e->kind == CO_MEMO_DRIVING && strcmp(e->order_id, order_id) == 0) {
+        if (done)
+            e->kind = CO_MEMO_NONE;
+        else
+            e->confirming = true;
+    }
     pthread_mutex_unlock(&m->mu);
+}
+
+void co_memo_done(co_memo *m, const char *order_id)
+{
+    driving_mark(m, order_id, true);
 }
 
 void co_memo_confirming(co_memo *m, const char *order_id)
 {
-    co_memo_entry *e;
-
-    if (m == NULL || order_id == NULL)
-        return;
-    e = &m->slot[slot_of(order_id)];
-    pthread_mutex_lock(&m->mu);
-    if (e->kind == CO_MEMO_DRIVING && strcmp(e->order_id, order_id) == 0)
-        e->confirming = true;
-    pthread_mutex_unlock(&m->mu);
+    driving_mark(m, order_id, false);
 }
 
 void co_memo_moved(co_memo *m, const char *order_id, co_state status, const char *intent,

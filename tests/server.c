@@ -668,3 +668,19 @@ void *co_test_race_checkout(void *p)
     co_http_resp_free(&resp);
     return NULL;
 }
+
+void co_test_race_units(co_test_server *s, const char *item, co_test_racer *rs, int n,
+                        int *created, int *out)
+{
+    char body[256];
+
+    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
+    for (int i = 0; i < n; i++)
+        rs[i] = (co_test_racer){.s = s, .body = body};
+    co_test_race(n, co_test_race_checkout, rs, sizeof rs[0]);
+    *created = *out = 0;
+    for (int i = 0; i < n; i++) {
+        *created += rs[i].status == 201;
+        *out += rs[i].status == 409 && strcmp(rs[i].code, "out_of_stock") == 0;
+    }
+}

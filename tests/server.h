@@ -183,5 +183,10 @@ typedef struct {
 } co_test_racer;
 /* co_test_race's function for an array of co_test_racer. */
 void *co_test_race_checkout(void *racer);
+/* n shoppers (rs, n of them) at once for one unit of item each, paid with
+ * pm_card_visa; how many were answered 201 into *created and 409
+ * out_of_stock into *out. */
+void co_test_race_units(co_test_server *s, const char *item, co_test_racer *rs, int n,
+                        int *created, int *out);
 
 #endif

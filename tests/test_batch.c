@@ -193,20 +193,13 @@ static long long events(const char *name)
  * none was. */
 static void race(const char *const env[], bool batched)
 {
-    char item[37], body[256];
+    char item[37];
     static co_test_racer rs[RACERS];
-    int created = 0, out = 0;
+    int created, out;
 
     co_test_server_start(&srv, env, NULL);
     co_test_item(srv.conn, "flash", 99900, UNITS, item);
-    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
-    for (int i = 0; i < RACERS; i++)
-        rs[i] = (co_test_racer){.s = &srv, .body = body};
-    co_test_race(RACERS, co_test_race_checkout, rs, sizeof rs[0]);
-    for (int i = 0; i < RACERS; i++) {
-        created += rs[i].status == 201;
-        out += rs[i].status == 409 && strcmp(rs[i].code, "out_of_stock") == 0;
-    }
+    co_test_race_units(&srv, item, rs, RACERS, &created, &out);
     ck_assert_int_eq(created, UNITS);
     ck_assert_int_eq(out, RACERS - UNITS);
     ck_assert_int_eq(co_test_stock(&srv, item), 0);

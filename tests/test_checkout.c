@@ -35,19 +35,12 @@ static long buy(const char *item, int qty, co_http_resp *r)
 
 START_TEST(two_hundred_shoppers_one_unit)
 {
-    char item[37], body[256];
+    char item[37];
     static co_test_racer rs[RACERS];
-    int created = 0, out = 0;
+    int created, out;
 
     co_test_item(srv.conn, "last-phone", 120000, 1, item);
-    co_test_cart(body, sizeof body, item, 1, "pm_card_visa");
-    for (int i = 0; i < RACERS; i++)
-        rs[i] = (co_test_racer){.s = &srv, .body = body};
-    co_test_race(RACERS, co_test_race_checkout, rs, sizeof rs[0]);
-    for (int i = 0; i < RACERS; i++) {
-        created += rs[i].status == 201;
-        out += rs[i].status == 409 && strcmp(rs[i].code, "out_of_stock") == 0;
-    }
+    co_test_race_units(&srv, item, rs, RACERS, &created, &out);
     ck_assert_int_eq(created, 1);
     ck_assert_int_eq(out, RACERS - 1);
     ck_assert_int_eq(co_test_stock(&srv, item), 0);
