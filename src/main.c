@@ -131,6 +131,7 @@ static int serve(void)
     }
     app.db = co_db_open_pool(app.cfg.database_url, app.cfg.db_pool_size);
     co_store_batching(app.cfg.batch_max, app.cfg.batch_inflight);
+    app.memo.driving_ms = app.cfg.lease_seconds * 500; /* half the saga lease */
     app.checkout_rate = co_ratelimit_new(app.cfg.checkout_rate, app.cfg.checkout_burst);
     if (app.db == NULL || (app.cfg.checkout_rate > 0 && app.checkout_rate == NULL))
         goto fail;

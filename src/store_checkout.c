@@ -2,13 +2,15 @@
  * batch (sql/0017 co_checkout_begin_many, src/co_batch.c): concurrent
  * checkouts of one-line carts share one transaction, the one-row-lock-per-
  * checkout limit of a hot item becomes one per batch. A batch answers each
- * request as it would have been answered alone; when a batch fails as a
- * whole, each of its requests runs alone, so what a shopper sees never depends
- * on who else was in the batch. */
+ * request as it would have been answered alone; what it leaves unanswered (an
+ * item in hot mode, an unknown item: sql/0019) and every request of a batch
+ * that failed as a whole runs alone, on its own thread, so what a shopper sees
+ * never depends on who else was in the batch. */
 #include "co_batch.h"
 #include "co_metrics.h"
 #include "store_internal.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,10 +85,12 @@ static co_store_rc begin_alone(co_db *db, const co_checkout_args *a, co_checkout
 
 typedef struct {
     co_batch_req req;           /* group: the pool; key: the cart's one item */
+    char item[37];              /* that key, in lower case (one spelling per item) */
     const co_checkout_args *a;
     json_t *items;              /* the parsed cart */
     co_checkout_begun *out;
     co_store_rc rc;
+    bool alone;                 /* not answered by the batch: run alone, on its own thread */
 } begin_req;
 
 /* One request as co_checkout_begin_many reads it (a new reference). */
@@ -137,23 +141,13 @@ static co_db_status run_many(co_db *db, begin_req **reqs, int n)
     rows = st == CO_DB_ROWS ? co_dbr_rows(&r) : 0;
     for (int row = 0; row < rows; row++) {
         long long k = co_dbr_int(&r, row, "n") - 1;
-        const char *outcome = co_dbr_str(&r, row, "outcome");
         begin_req *b;
 
         if (k < 0 || k >= n || answered[k])
             continue;
         b = reqs[k];
         answered[k] = true;
-        if (outcome != NULL && strcmp(outcome, "not_found") == 0) {
-            /* What CK404 says when the request runs alone. */
-            memset(b->out, 0, sizeof *b->out);
-            b->out->refusal.kind = CO_REFUSAL_NOT_FOUND;
-            co_store_copy(b->out->refusal.detail, sizeof b->out->refusal.detail,
-                          co_dbr_str(&r, row, "short_item"));
-            b->rc = CO_STORE_FAILED;
-        } else {
-            b->rc = co_store_rc_of(begun_of(&r, row, b->out));
-        }
+        b->rc = co_store_rc_of(begun_of(&r, row, b->out));
     }
     co_dbr_clear(&r);
     for (int i = 0; i < n; i++)
@@ -166,31 +160,33 @@ static void run_begins(void *ctx, co_batch_req **reqs, int n)
 {
     begin_req *b[CO_BATCH_MAX];
     co_db *db = (co_db *)reqs[0]->group;
+    co_db_status st;
 
     (void)ctx;
     for (int i = 0; i < n; i++) {
         b[i] = (begin_req *)reqs[i];
         b[i]->rc = CO_STORE_RETRY;
+        b[i]->alone = false;
     }
-    if (n > 1) {
-        co_db_status st = run_many(db, b, n);
-
-        if (st == CO_DB_ROWS) {
-            co_metric_add("checkout_batch", 1);
-            co_metric_add("checkout_batched", n);
-        }
-        if (st == CO_DB_ROWS || st == CO_DB_SOFT)
-            return; /* soft: each answers what it would alone after the retries */
+    if (n == 1) {
+        /* Alone, here: the slot stays taken while it runs, and that is what
+         * lets the next requests gather. */
+        co_answer_clear(&b[0]->out->answer);
+        b[0]->rc = begin_alone(db, b[0]->a, b[0]->out);
+        return;
     }
-    /* Alone, or the batch failed as a whole (or left one unanswered: a
-     * request answered by the batch keeps its answer, since its commit
-     * happened). */
-    for (int i = 0; i < n; i++) {
-        if (n > 1 && b[i]->rc != CO_STORE_RETRY)
-            continue;
-        co_answer_clear(&b[i]->out->answer);
-        b[i]->rc = begin_alone(db, b[i]->a, b[i]->out);
+    st = run_many(db, b, n);
+    if (st == CO_DB_ROWS) {
+        co_metric_add("checkout_batch", 1);
+        co_metric_add("checkout_batched", n);
     }
+    if (st == CO_DB_SOFT)
+        return; /* each answers what it would alone after the retries */
+    /* The batch failed as a whole, or left some unanswered (a hot item, an
+     * unknown one): those run alone, each on its own thread, after the batch
+     * committed. One answered by the batch keeps its answer. */
+    for (int i = 0; i < n; i++)
+        b[i]->alone = b[i]->rc == CO_STORE_RETRY && st != CO_DB_ROWS;
 }
 
 static co_batch begins = CO_BATCH_INIT(run_begins, NULL);
@@ -210,6 +206,7 @@ co_store_rc co_store_checkout_begin(void *db, const co_checkout_args *a, co_chec
 {
     begin_req b = {.a = a, .out = out, .rc = CO_STORE_RETRY};
     json_t *line;
+    const char *item;
 
     /* Batched: one-line carts (their batch locks its items in id order) not
      * under the unpaid-units cap (which takes a per-shopper lock). */
@@ -217,14 +214,21 @@ co_store_rc co_store_checkout_begin(void *db, const co_checkout_args *a, co_chec
         return begin_alone(db, a, out);
     b.items = json_loads(a->items_json, 0, NULL);
     line = json_array_size(b.items) == 1 ? json_array_get(b.items, 0) : NULL;
-    b.req.key = json_string_value(json_object_get(line, "item_id"));
-    if (b.req.key == NULL) {
+    item = json_string_value(json_object_get(line, "item_id"));
+    if (item == NULL || strlen(item) != 36) {
         json_decref(b.items);
         return begin_alone(db, a, out);
     }
+    for (int i = 0; i < 36; i++)
+        b.item[i] = (char)tolower((unsigned char)item[i]);
     memset(out, 0, sizeof *out);
     b.req.group = db;
+    b.req.key = b.item;
     co_batch_submit(&begins, &b.req);
     json_decref(b.items);
+    if (b.alone) {
+        co_answer_clear(&out->answer);
+        return begin_alone(db, a, out);
+    }
     return b.rc;
 }

@@ -3,6 +3,15 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* FNV-1a over the order id. */
 static unsigned slot_of(const char *order_id)
@@ -23,13 +32,15 @@ void co_memo_driving(co_memo *m, const char *order_id)
 {
     co_memo_entry *e;
 
-    if (m == NULL || order_id == NULL || !fits(order_id, sizeof e->order_id))
+    if (m == NULL || m->driving_ms <= 0 || order_id == NULL ||
+        !fits(order_id, sizeof e->order_id))
         return;
     e = &m->slot[slot_of(order_id)];
     pthread_mutex_lock(&m->mu);
     memset(e, 0, sizeof *e);
     e->kind = CO_MEMO_DRIVING;
     e->status = CO_ST_RESERVED;
+    e->until_ms = now_ms() + m->driving_ms;
     snprintf(e->order_id, sizeof e->order_id, "%s", order_id);
     pthread_mutex_unlock(&m->mu);
 }
@@ -84,6 +95,7 @@ void co_memo_moved(co_memo *m, const char *order_id, co_state status, const char
         snprintf(e->event_id, sizeof e->event_id, "%s", event_id != NULL ? event_id : "");
     } else if (mine && e->kind == CO_MEMO_DRIVING && fits(intent, sizeof e->intent)) {
         e->status = status;
+        e->until_ms = now_ms() + m->driving_ms;
         if (intent != NULL && intent[0] != '\0')
             snprintf(e->intent, sizeof e->intent, "%s", intent);
     } else if (mine) {
@@ -102,5 +114,7 @@ bool co_memo_get(co_memo *m, const char *order_id, co_memo_entry *e)
     *e = m->slot[slot_of(order_id)];
     pthread_mutex_unlock(&m->mu);
     hit = e->kind != CO_MEMO_NONE && strcmp(e->order_id, order_id) == 0;
+    if (hit && e->kind == CO_MEMO_DRIVING && now_ms() > e->until_ms)
+        hit = false; /* stale: the store knows */
     return hit;
 }

@@ -9,7 +9,10 @@
  *              sent and when the request ends, so it never claims more than
  *              the database would; while the move storing the answer goes to
  *              confirmed (it may commit before the memo hears of it), only
- *              for events that do nothing to a confirmed order either.
+ *              for events that do nothing to a confirmed order either. An
+ *              entry holds for driving_ms (half the saga lease) after the
+ *              request's last move: a request stalled past its lease may
+ *              have lost the order to another process's recovery.
  *   confirmed  this process confirmed it. A confirmed order can only move on
  *              to refunding and refunded; the memo answers only event types
  *              that do nothing in all three (co_event_settles_confirmed). A
@@ -40,6 +43,9 @@ typedef struct {
     co_state status;            /* driving: where the request has taken it */
     bool confirming;            /* driving: the move to confirmed that stores the answer is
                                  * being made (it may have committed) */
+    long long until_ms;         /* driving: valid until then (monotonic ms), well inside the
+                                 * lease the request holds: past it another process may
+                                 * have taken the order over */
     char order_id[37];
     char intent[64];            /* "" until it has one */
     char event_id[CO_MEMO_EVENT]; /* confirmed: the event whose run confirmed it, or "" */
@@ -47,6 +53,8 @@ typedef struct {
 
 typedef struct co_memo {
     pthread_mutex_t mu;
+    int driving_ms;             /* how long a driving entry holds after the request's last
+                                 * move (half its lease); 0: no driving entries */
     co_memo_entry slot[CO_MEMO_SLOTS];
 } co_memo;
 
