@@ -17,7 +17,7 @@ static void setup(void)
     memo = calloc(1, sizeof *memo);
     ck_assert_ptr_nonnull(memo);
     pthread_mutex_init(&memo->mu, NULL);
-    memo->driving_ms = 200;
+    memo->driving_ms = 1000;
 }
 
 static void teardown(void)
@@ -60,11 +60,11 @@ END_TEST
 START_TEST(driving_lapses_without_a_move)
 {
     co_memo_driving(memo, ORDER);
-    usleep(120 * 1000);
+    usleep(600 * 1000);
     co_memo_moved(memo, ORDER, CO_ST_AUTHORIZED, "pi_123", NULL); /* renews it */
-    usleep(120 * 1000);
+    usleep(600 * 1000);
     ck_assert_int_eq(kind_of(ORDER), CO_MEMO_DRIVING);
-    usleep(150 * 1000);
+    usleep(700 * 1000);
     ck_assert_int_eq(kind_of(ORDER), CO_MEMO_NONE);
     memo->driving_ms = 0; /* off: never kept */
     co_memo_driving(memo, OTHER);
@@ -82,7 +82,7 @@ START_TEST(confirmed_until_it_moves_on)
     co_memo_driving(memo, ORDER);
     co_memo_done(memo, ORDER);
     co_memo_moved(memo, ORDER, CO_ST_CONFIRMED, "pi_123", "evt_1");
-    usleep(250 * 1000);
+    usleep(1100 * 1000); /* past driving_ms: a confirmed entry does not lapse */
     ck_assert(co_memo_get(memo, ORDER, &e));
     ck_assert_int_eq(e.kind, CO_MEMO_CONFIRMED);
     ck_assert_str_eq(e.intent, "pi_123");
@@ -121,6 +121,7 @@ int main(void)
     Suite *s = suite_create("unit/states/memo");
     TCase *tc = tcase_create("memo");
 
+    tcase_set_timeout(tc, 30);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, driving_follows_the_request);
     tcase_add_test(tc, driving_lapses_without_a_move);
