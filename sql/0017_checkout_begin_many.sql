@@ -10,17 +10,30 @@
 -- co_checkout_begin would have answered it alone, in the row numbered by its
 -- place in p_reqs (1-based); requests are served in that order, so the first
 -- of two that want the last unit gets it. checkoutd batches only carts of one
--- line outside the unpaid-units cap, and only one batch in flight holds a
--- given item: the batch locks its items in id order, one statement, so two
--- batches never wait on each other in a cycle. A request for an item that
--- does not exist is answered 'not_found' (what CK404 says alone) without
--- raising, so that one bad cart does not roll back the others; any other
--- error rolls back the whole batch, and checkoutd runs each request alone.
+-- line, and only one batch in flight holds a given item: the batch locks its
+-- items in id order, one statement, so two batches never wait on each other
+-- in a cycle; the keys are inserted in (user, key) order, so two batches with
+-- keys in common take them in one order. Any error rolls back the whole
+-- batch, and checkoutd runs each request alone.
 --
--- Items in hot mode (stock in buckets, sql/0007) are served request by request
--- through co_checkout_begin, in the same transaction. The hot-item rule counts
--- a wait as the alone path does: when the batch waited co_hot_rule().wait_ms
--- or more for its item rows, each item it took units from counts one.
+-- Three cases get no row and are left to co_checkout_begin alone (checkoutd
+-- runs each on its own thread once the batch has committed):
+--
+--   * an item in hot mode (stock in buckets, sql/0007): serving it here would
+--     take a second lock out of id order while the batch holds its plain item
+--     rows (a two-line checkout holding a bucket and waiting for a plain row
+--     closes a cycle with it), and a batch would serialise what the buckets
+--     exist to run at once;
+--   * an item that does not exist: co_checkout_begin looks at the
+--     Idempotency-Key first (a reused key with a bogus cart is 422 alone, so
+--     it must not be 404 here);
+--   * a mobile checkout under the unpaid-units cap, whose per-shopper lock
+--     could make two batches wait on each other (checkoutd does not send
+--     them; the function does not rely on it).
+--
+-- The hot-item rule counts a wait as the alone path does: when the batch
+-- waited co_hot_rule().wait_ms or more for its item rows, each item it took
+-- units from counts one.
 CREATE FUNCTION co_checkout_begin_many(p_reqs jsonb)
 RETURNS TABLE (n integer, outcome text, order_id uuid, response_status integer,
                response_body text, amount bigint, currency text, short_item uuid,
@@ -40,8 +53,8 @@ DECLARE
     r_lease integer[];
     r_owner text[];
     r_cap integer[];
-    -- What became of each: 'plain' (served set-wise), 'hot', 'missing'; then
-    -- the plain ones' outcome.
+    -- What becomes of each: 'plain' (served set-wise) or 'alone' (no row:
+    -- for co_checkout_begin alone); then the plain ones' outcome.
     r_path text[];
     r_out text[];
     r_total bigint[];
@@ -100,10 +113,10 @@ BEGIN
     r_cur := array_fill(NULL::text, ARRAY[cnt]);
     FOR k IN 1 .. cnt LOOP
         pos := array_position(l_id, r_item[k]);
-        IF pos IS NULL THEN
-            -- Not locked: in hot mode, or no such item.
-            r_path[k] := CASE WHEN EXISTS (SELECT 1 FROM items i WHERE i.id = r_item[k])
-                              THEN 'hot' ELSE 'missing' END;
+        IF pos IS NULL OR (r_flow[k] = 'mobile' AND r_cap[k] IS NOT NULL) THEN
+            -- Not locked (in hot mode, or no such item), or under the
+            -- unpaid-units cap: left to run alone.
+            r_path[k] := 'alone';
         ELSE
             r_total[k] := l_price[pos] * r_qty[k];
             r_cur[k] := l_cur[pos];
@@ -117,7 +130,7 @@ BEGIN
             SELECT c.u, c.key, c.h, c.o
               FROM unnest(r_user, r_key, r_hash, r_order, r_path) WITH ORDINALITY
                    AS c(u, key, h, o, path, k)
-             WHERE c.path = 'plain' ORDER BY c.k
+             WHERE c.path = 'plain' ORDER BY c.u, c.key, c.k
             ON CONFLICT (user_id, idempotency_key) DO NOTHING
         RETURNING checkout_requests.order_id)
     SELECT coalesce(array_agg(ins.order_id), '{}') INTO fresh FROM ins;
@@ -215,29 +228,11 @@ BEGIN
                AS c(o, out, total, cur, item, flow, ttl, k)
          WHERE c.out IS NOT NULL;
 
-    -- Hot items request by request (their units are in buckets); unknown
-    -- items answered as CK404 would be.
-    FOR k IN 1 .. cnt LOOP
-        IF r_path[k] = 'missing' THEN
-            RETURN QUERY SELECT k, 'not_found'::text, NULL::uuid, NULL::integer, NULL::text,
-                                NULL::bigint, NULL::text, r_item[k], NULL::text, NULL::integer;
-        ELSIF r_path[k] = 'hot' THEN
-            RETURN QUERY
-                SELECT k, b.outcome, b.order_id, b.response_status, b.response_body, b.amount,
-                       b.currency, b.short_item, b.expires_at, b.retry_after
-                  FROM co_checkout_begin(
-                           p_user_id => r_user[k], p_key => r_key[k], p_hash => r_hash[k],
-                           p_order_id => r_order[k],
-                           p_items => p_reqs -> (k - 1) -> 'items', p_flow => r_flow[k],
-                           p_payment_method => r_pm[k], p_ttl_seconds => r_ttl[k],
-                           p_lease_seconds => r_lease[k], p_owner => r_owner[k],
-                           p_max_unpaid_units => r_cap[k]) b;
-        END IF;
-    END LOOP;
 END
 $$;
 
 COMMENT ON FUNCTION co_checkout_begin_many(jsonb) IS
-  'Group commit: the checkout''s first commit for each request of p_reqs (one-line carts) in one '
-  'transaction, set-wise; row n answers request n as co_checkout_begin would; an unknown item '
-  'is outcome not_found.';
+  'Group commit: the checkout''s first commit for each request of p_reqs (one-line carts of '
+  'plain items) in one transaction, set-wise; row n answers request n as co_checkout_begin '
+  'would; a request with no row (hot item, unknown item, under the unpaid-units cap) is for '
+  'co_checkout_begin alone.';

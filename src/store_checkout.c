@@ -3,7 +3,7 @@
  * checkouts of one-line carts share one transaction, the one-row-lock-per-
  * checkout limit of a hot item becomes one per batch. A batch answers each
  * request as it would have been answered alone; what it leaves unanswered (an
- * item in hot mode, an unknown item: sql/0019) and every request of a batch
+ * item in hot mode, an unknown item: sql/0017) and every request of a batch
  * that failed as a whole runs alone, on its own thread, so what a shopper sees
  * never depends on who else was in the batch. */
 #include "co_batch.h"
