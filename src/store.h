@@ -24,8 +24,6 @@ co_store_port co_store_port_pg(co_db *db);
  * (1: each alone), max_inflight such transactions of each kind at once.
  * Process-wide; before the first checkout. */
 void co_store_batching(int max_batch, int max_inflight);
-/* Checkouts per first-commit batch so far. */
-double co_store_batch_mean(void);
 
 /* co_db's four values as the store port's. */
 co_store_rc co_store_rc_of(co_db_status st);

@@ -197,11 +197,6 @@ void co_store_batching(int max_batch, int max_inflight)
     co_store_moves_batching(max_batch, max_inflight);
 }
 
-double co_store_batch_mean(void)
-{
-    return co_batch_mean(&begins);
-}
-
 co_store_rc co_store_checkout_begin(void *db, const co_checkout_args *a, co_checkout_begun *out)
 {
     begin_req b = {.a = a, .out = out, .rc = CO_STORE_RETRY};
